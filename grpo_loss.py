@@ -1,0 +1,104 @@
+"""GRPO: group-relative advantages and the clipped surrogate (the baseline LAD is compared with).
+
+GRPO (Shao et al., 2024, DeepSeekMath) is PPO without a value network. For each prompt it samples a
+group of G responses from pi_old, scores them, and uses the score relative to the group as the
+advantage:
+
+    A_i = (r_i - mean(r_group)) / (std(r_group) + eps)
+
+Then it maximises PPO's clipped surrogate: with ratio = pi_theta(y) / pi_old(y),
+
+    loss = -min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A)
+
+The clip is the trust region: once a response's ratio has moved clip_eps beyond 1 in the direction
+its advantage pushes, its gradient is zero until pi_old is refreshed. At ratio = 1 (the first step on
+a fresh batch) the gradient is exactly the vanilla policy gradient A * grad log pi.
+
+What GRPO optimises is E_{y ~ pi}[A(y)]: whichever response currently scores best gets more mass,
+step after step, until the policy sits on one response (the collapse LAD is built to avoid).
+
+Optionally a penalty kl_coef * KL(pi_theta || pi_ref) keeps the policy near a reference model,
+estimated per sample with the "k3" estimator of the GRPO paper:
+    exp(logp_ref - logp) - (logp_ref - logp) - 1   (>= 0, unbiased, low variance).
+
+Shapes, masks and reductions follow lad_loss.py, whose helpers this file reuses.
+"""
+import torch
+
+from lad_loss import broadcast_advantages, reduce_loss
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, normalize: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
+    """Group-relative advantages.
+
+    Args:
+        rewards: [n_prompts * group_size]; consecutive blocks of group_size belong to one prompt.
+        group_size: G, the number of responses sampled per prompt (>= 2).
+        normalize: divide by the group's standard deviation (GRPO). False only subtracts the group
+            mean (the "Dr. GRPO" variant).
+        eps: added to the standard deviation.
+
+    Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
+    G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are all
+    equal carries no signal and gets advantage 0 (std = 0, so 0 / eps = 0, never NaN).
+    """
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
+        raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [n_prompts * group_size], got shape {tuple(rewards.shape)}")
+    if rewards.numel() % group_size != 0:
+        raise ValueError(
+            f"rewards has {rewards.numel()} elements, which is not a multiple of group_size={group_size}"
+        )
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    groups = rewards.reshape(-1, group_size)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    if normalize:
+        centred = centred / (groups.std(dim=1, keepdim=True) + eps)
+    return centred.reshape(-1)
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_eps: float | None = 0.2,
+    mask: torch.Tensor | None = None,
+    logp_ref: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The clipped GRPO surrogate, -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) [+ KL term].
+
+    Args:
+        logp, logp_old, advantages, mask, reduction: as in lad_loss.lad_loss ([batch] or
+            [batch, tokens]; advantages [batch] broadcast over tokens).
+        clip_eps: half-width of the trust region around ratio = 1 (> 0). None turns clipping off,
+            leaving the importance-weighted policy gradient -ratio * A.
+        logp_ref: log-probabilities under a reference policy, the shape of logp; needed when
+            kl_coef > 0.
+        kl_coef: weight of the k3 estimate of KL(pi_theta || pi_ref) (>= 0).
+    """
+    if clip_eps is not None and not clip_eps > 0:
+        raise ValueError(f"clip_eps must be > 0 or None, got {clip_eps}")
+    if not kl_coef >= 0:
+        raise ValueError(f"kl_coef must be >= 0, got {kl_coef}")
+    if kl_coef > 0 and logp_ref is None:
+        raise ValueError("kl_coef > 0 needs logp_ref, the reference policy's log-probabilities")
+    if logp_ref is not None and logp_ref.shape != logp.shape:
+        raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}")
+    advantages = broadcast_advantages(logp, logp_old, advantages).detach()
+
+    ratio = torch.exp(logp - logp_old.detach())
+    loss = -ratio * advantages
+    if clip_eps is not None:
+        clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+        # max of the two negatives = -min(...): the pessimistic of the clipped and unclipped terms.
+        loss = torch.maximum(loss, -clipped * advantages)
+    if kl_coef > 0:
+        log_ref_ratio = logp_ref.detach() - logp
+        loss = loss + kl_coef * (torch.exp(log_ref_ratio) - log_ref_ratio - 1)
+    return reduce_loss(loss, mask, reduction)

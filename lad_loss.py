@@ -1,0 +1,244 @@
+"""LAD: Learning Advantage Distribution -- the loss (Li & Li, 2026, Lemmas 3.1 and 3.2).
+
+A short lesson before the code.
+
+Lemma 3.1: the best trust-region step is a distribution, not an arm
+-------------------------------------------------------------------
+PPO and GRPO maximise the expected advantage while staying close to the policy that sampled the
+batch, pi_old. Write the closeness as a penalty eta * KL(pi || pi_old) (eta > 0 is the Lagrange
+multiplier of the trust region). Maximising E_{y~pi}[A(y)] - eta * KL(pi || pi_old) over all
+distributions pi has the closed-form solution
+
+    pi*(y) = pi_old(y) * exp(A(y) / eta) / Z,        Z = sum_y pi_old(y) * exp(A(y) / eta).
+
+(The exponential form belongs to the penalty KL(pi || pi_old). The other direction,
+KL(pi_old || pi), gives a different closed form, pi*(y) = eta * pi_old(y) / (lambda - A(y)).)
+
+The paper reads this as an equality between two distributions over responses:
+
+    P_pi(y) = (pi_theta(y) / pi_old(y)) / Z_pi      the policy-induced distribution
+    P_A(y)  = exp(A(y) / eta) / Z_A                 the advantage-induced distribution (the target)
+
+and pi_theta is optimal exactly when P_pi = P_A. GRPO only climbs towards higher advantage and, step
+after step, piles all the mass on one response. LAD instead *matches* P_A: every response keeps the
+probability that its advantage earns.
+
+Lemma 3.2: a practical objective with the same minimiser
+--------------------------------------------------------
+Matching P_pi to P_A with an f-divergence needs Z_pi and Z_A, sums over every possible response.
+Lemma 3.2 drops them. With x_y = (pi_theta(y) / pi_old(y)) / exp(A(y) / eta), minimise
+
+    L_LAD(theta) = E_{y ~ pi_old} [ exp(A(y)/eta) * f(x_y) ].
+
+Why the minimiser is still pi_old * exp(A/eta) / Z: write r_y = pi_theta(y) / pi_old(y), so a
+policy is a choice of r >= 0 with sum_y pi_old(y) r_y = 1. The objective is
+sum_y pi_old(y) exp(A_y/eta) f(r_y exp(-A_y/eta)); setting its derivative equal to a Lagrange
+multiplier lambda times the constraint's derivative gives, for every y,
+
+    f'(r_y * exp(-A_y / eta)) = lambda.
+
+When f is strictly convex, f' is strictly increasing, so the argument is the same number for every y:
+r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta). Two
+responses with *equal* advantage therefore keep their relative probabilities: LAD has no reason to
+prefer one of two equally good answers, which is why it does not collapse. Total variation is convex
+but not strictly (its f' is flat on both sides of 1), so its minimiser is not unique.
+
+The gradient, and what -f'(x) means
+-----------------------------------
+exp(A/eta) * f(x) depends on theta only through x, and d x / d theta = x * grad log pi_theta, so
+
+    grad L_LAD = E_{y ~ pi_old}[ (pi_theta/pi_old) f'(x_y) grad log pi_theta(y) ]
+               = E_{y ~ pi_theta}[ f'(x_y) grad log pi_theta(y) ].
+
+This is a policy gradient whose "advantage" is -f'(x_y). For a divergence with f'(1) = 0 (JS, JF,
+TV, HD) the weight is positive when the response is below its target (x < 1: push it up), zero when
+it matches (x = 1) and negative when it is over-confident (x > 1: push it down). That last case is
+how LAD holds back runaway probability growth without an entropy bonus. KL and reverse KL, written
+as in the paper's table, have f'(1) = 1 and -1: a constant added to every sample's weight, which
+averages to zero over pi_theta but still nudges whichever responses happen to be sampled.
+
+Numerics
+--------
+exp(A/eta) and x overflow float32 long before the product exp(A/eta) * f(x) does, so we never form
+them. With u = logp - logp_old (the log ratio) and a = A / eta, the loss is the perspective of f,
+exp(a) * f(exp(u - a)), and each divergence below writes it with exp(u) and exp(a) only (each at most
+e^50 in the range we test) and log x = u - a.
+
+Usage (the same call at the sequence or token level):
+
+    loss = lad_loss(logp, logp_old, advantages, eta=0.25, divergence="js", mask=mask)
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOG_2 = 0.6931471805599453
+
+
+# ---------------------------------------------------------------------------------------------
+# The f-divergences of the paper's ablation (PAPER.md section 4).
+#
+# For each one: the generator f(x) and its derivative f'(x), as a reader would write them (take x,
+# return a tensor: good for plots and checks, but they overflow for large x), and `weighted_f(u, a)`,
+# which computes exp(a) * f(exp(u - a)) without forming exp(a) or x. That is the form the loss uses.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Divergence:
+    name: str
+    f: Callable[[torch.Tensor], torch.Tensor]
+    f_prime: Callable[[torch.Tensor], torch.Tensor]
+    weighted_f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    strictly_convex: bool
+
+
+def _kl(u, a):
+    # exp(a) * x log x = exp(u) * log x, since exp(a) * x = exp(u).
+    return torch.exp(u) * (u - a)
+
+
+def _rkl(u, a):
+    # exp(a) * (-log x)
+    return -torch.exp(a) * (u - a)
+
+
+def _jf(u, a):
+    # exp(a) * (x - 1) * log x = (exp(u) - exp(a)) * log x
+    return (torch.exp(u) - torch.exp(a)) * (u - a)
+
+
+def _tv(u, a):
+    # exp(a) * |x - 1| / 2 = |exp(u) - exp(a)| / 2
+    return 0.5 * torch.abs(torch.exp(u) - torch.exp(a))
+
+
+def _hd(u, a):
+    # exp(a) * (sqrt(x) - 1)^2 = (exp(u/2) - exp(a/2))^2
+    return (torch.exp(0.5 * u) - torch.exp(0.5 * a)) ** 2
+
+
+def _js(u, a):
+    # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] rearranges to
+    #        1/2 [x (log 2 - log(1 + 1/x)) + (log 2 - log(1 + x))],
+    # and log(1 + x) = logaddexp(log x, 0) = softplus(log x). Multiplying by exp(a) turns x into
+    # exp(u): each term is a bounded log times one exponential, so no two huge numbers cancel.
+    log_x = u - a
+    return 0.5 * (torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x)))
+
+
+DIVERGENCES = {
+    d.name: d
+    for d in [
+        Divergence("kl", lambda x: x * torch.log(x), lambda x: torch.log(x) + 1, _kl, True),
+        Divergence("rkl", lambda x: -torch.log(x), lambda x: -1 / x, _rkl, True),
+        Divergence("jf", lambda x: (x - 1) * torch.log(x), lambda x: torch.log(x) + 1 - 1 / x, _jf, True),
+        Divergence("tv", lambda x: 0.5 * torch.abs(x - 1), lambda x: 0.5 * torch.sign(x - 1), _tv, False),
+        Divergence("hd", lambda x: (torch.sqrt(x) - 1) ** 2, lambda x: 1 - 1 / torch.sqrt(x), _hd, True),
+        Divergence(
+            "js",
+            lambda x: 0.5 * (x * torch.log(x) - (x + 1) * torch.log((x + 1) / 2)),
+            lambda x: 0.5 * (torch.log(x) - torch.log((x + 1) / 2)),
+            _js,
+            True,
+        ),
+    ]
+}
+
+
+def get_divergence(divergence: str) -> Divergence:
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}")
+    return DIVERGENCES[divergence]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, masks and reductions. GRPO's loss uses the same conventions, so grpo_loss.py imports
+# these two helpers instead of keeping a copy.
+# ---------------------------------------------------------------------------------------------
+
+def broadcast_advantages(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """Check shapes and return `advantages` shaped like `logp`.
+
+    Sequence level: logp, logp_old, advantages all [batch].
+    Token level:    logp, logp_old [batch, tokens]; advantages [batch] (one per sequence, broadcast
+                    over its tokens) or [batch, tokens].
+    """
+    if logp_old.shape != logp.shape:
+        raise ValueError(f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}")
+    if logp.dim() == 2 and advantages.dim() == 1:
+        advantages = advantages.unsqueeze(-1)  # [batch] -> [batch, 1]: the same value for every token
+    try:
+        shape = torch.broadcast_shapes(advantages.shape, logp.shape)
+    except RuntimeError:
+        shape = None
+    if shape != logp.shape:
+        raise ValueError(
+            f"advantages must have shape [batch] or the shape of logp {tuple(logp.shape)}, "
+            f"got {tuple(advantages.shape)}"
+        )
+    return advantages.expand_as(logp)
+
+
+def reduce_loss(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    """Apply `mask` (True/1 = the element counts) and reduce.
+
+    "mean" averages over the unmasked elements of the whole batch (a token-level mean: long answers
+    weigh more, as in DAPO), "sum" adds them, "none" returns `loss` with masked elements set to 0.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be one of ['mean', 'none', 'sum'], got {reduction!r}")
+    if mask is not None:
+        if mask.shape != loss.shape:
+            raise ValueError(f"mask must have the shape of logp {tuple(loss.shape)}, got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
+        # torch.where, not loss * mask: a padded position whose loss is inf would give inf * 0 = NaN.
+        loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    count = loss.numel() if mask is None else mask.sum().clamp(min=1)
+    return loss.sum() / count
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss.
+# ---------------------------------------------------------------------------------------------
+
+def lad_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    advantages: torch.Tensor,
+    eta: float = 0.25,
+    divergence: str = "js",
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The practical LAD objective of Lemma 3.2: exp(A/eta) * f(x), log x = (logp - logp_old) - A/eta.
+
+    Args:
+        logp: log pi_theta of the sampled responses, [batch] (sequence level) or [batch, tokens]
+            (token level: each token's log-probability, one ratio per token).
+        logp_old: the same log-probabilities under pi_old, the policy that sampled the batch; same
+            shape as logp. Treated as a constant.
+        advantages: A, [batch] (broadcast over tokens) or the shape of logp. Treated as a constant.
+        eta: the trust-region temperature, > 0. The paper's main setting is 1/eta = 4.
+        divergence: one of DIVERGENCES: "kl", "rkl", "jf", "tv", "hd", "js" (the paper's choice).
+        mask: optional, the shape of logp; True (or 1) where an element counts (prompt and padding
+            tokens are False).
+        reduction: "mean" over unmasked elements, "sum", or "none" (per element, the shape of logp,
+            zero where masked).
+
+    Samples are assumed to come from pi_old, so a plain mean estimates E_{y ~ pi_old}[...].
+    """
+    if not eta > 0:  # also catches NaN
+        raise ValueError(f"eta must be > 0, got {eta}")
+    weighted_f = get_divergence(divergence).weighted_f
+    advantages = broadcast_advantages(logp, logp_old, advantages)
+
+    u = logp - logp_old.detach()  # log (pi_theta / pi_old): carries the gradient
+    a = advantages.detach() / eta  # A / eta: log of the target's unnormalised weight
+    loss = weighted_f(u, a)  # = exp(A/eta) * f(x), computed in log space
+    return reduce_loss(loss, mask, reduction)
