@@ -1,0 +1,121 @@
+"""Plotting helpers shared by the experiments: a learned distribution against its target, and curves.
+
+The whole tutorial draws two kinds of pictures:
+  * bars over outcomes (the bandit's 50 arms, or the correct answers of an arithmetic prompt): the
+    advantage-induced target P_A in grey, each method's learned distribution beside it;
+  * curves over training (distance to the target, reward, entropy, ...), or one metric against
+    another (diversity against accuracy).
+
+Figures are written without a screen (matplotlib's Agg backend), so the scripts run on servers and
+in CI. Usage:
+
+    import matplotlib.pyplot as plt
+    from plots import plot_distribution, plot_curves, save_figure
+
+    fig, ax = plt.subplots()
+    plot_distribution(ax, target, {"lad": pi_lad, "grpo": pi_grpo})
+    save_figure(fig, "plots/example.png")
+"""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display needed, and the same pixels everywhere
+import matplotlib.pyplot as plt  # noqa: E402  (must come after the backend is chosen)
+import numpy as np  # noqa: E402
+
+# One colour per method, the same in every figure of the tutorial.
+METHOD_COLORS = {
+    "target": "#9e9e9e",
+    "sft": "#6a3d9a",
+    "grpo": "#d62728",
+    "lad": "#1f77b4",
+}
+# A few more for sweeps (divergences, eta values, ...), in a fixed order.
+EXTRA_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+DPI = 120
+
+
+def color_for(name: str, index: int = 0) -> str:
+    """The colour of a method by name, or the index-th sweep colour for anything else."""
+    return METHOD_COLORS.get(name.lower(), EXTRA_COLORS[index % len(EXTRA_COLORS)])
+
+
+def _as_numpy(values) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=float)
+
+
+def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability"):
+    """Bars over outcomes: the target in wide grey bars with a black outline drawn on top, each
+    learned distribution in narrower coloured bars side by side inside it (a perfect match fills the
+    outline exactly).
+
+    Args:
+        ax: a matplotlib Axes.
+        target: 1-D probabilities over outcomes (numpy, list or torch), or None to draw no target.
+        learned: dict name -> 1-D probabilities with the same length as target.
+        outcome_labels: optional tick labels, one per outcome (few outcomes: words; many: omit).
+        title, ylabel: strings.
+    """
+    series = {name: _as_numpy(p) for name, p in learned.items()}
+    n = len(next(iter(series.values()))) if series else len(_as_numpy(target))
+    positions = np.arange(n)
+    if target is not None:
+        target = _as_numpy(target)
+        if len(target) != n:
+            raise ValueError(f"target has {len(target)} outcomes but learned has {n}")
+        ax.bar(positions, target, width=0.9, color=METHOD_COLORS["target"], alpha=0.45, label="target $P_A$")
+    width = 0.8 / max(len(series), 1)
+    for i, (name, p) in enumerate(series.items()):
+        if len(p) != n:
+            raise ValueError(f"{name} has {len(p)} outcomes, expected {n}")
+        offset = (i - (len(series) - 1) / 2) * width
+        ax.bar(positions + offset, p, width=width, color=color_for(name, i), label=name)
+    if target is not None:  # on top, so the target stays visible where a bar covers it
+        ax.step(positions, target, where="mid", color="black", linewidth=0.8, zorder=3)
+    if outcome_labels is not None:
+        ax.set_xticks(positions)
+        ax.set_xticklabels(outcome_labels, rotation=90 if n > 12 else 0, fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=None, logy=False):
+    """Lines, one per entry of `curves`: name -> (x, y) or (x, y_mean, y_std) (a shaded +-std band).
+
+    Each entry has its own x, so the same helper draws metrics over training steps and one metric
+    against another (e.g. diversity against accuracy, a frontier).
+    """
+    for i, (name, values) in enumerate(curves.items()):
+        if len(values) not in (2, 3):
+            raise ValueError(f"curve {name!r} must be (x, y) or (x, y_mean, y_std)")
+        x, y = _as_numpy(values[0]), _as_numpy(values[1])
+        color = color_for(name, i)
+        ax.plot(x, y, color=color, label=name, marker=marker, markersize=3)
+        if len(values) == 3:
+            std = _as_numpy(values[2])
+            ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel or "")
+    ax.set_ylabel(ylabel or "")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def save_figure(fig, path) -> Path:
+    """Write `fig` to `path` (parent folders created), then close it to free memory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
