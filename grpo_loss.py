@@ -25,7 +25,7 @@ Shapes, masks and reductions follow lad_loss.py, whose helpers this file reuses.
 """
 import torch
 
-from lad_loss import broadcast_advantages, reduce_loss
+from lad_loss import prepare_inputs, reduce_loss
 
 
 def group_advantages(
@@ -90,7 +90,9 @@ def grpo_loss(
         raise ValueError("kl_coef > 0 needs logp_ref, the reference policy's log-probabilities")
     if logp_ref is not None and logp_ref.shape != logp.shape:
         raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}")
-    advantages = broadcast_advantages(logp, logp_old, advantages).detach()
+    logp, logp_old, advantages, mask = prepare_inputs(logp, logp_old, advantages.detach(), mask, reduction)
+    if logp_ref is not None and mask is not None:
+        logp_ref = torch.where(mask, logp_ref, torch.zeros_like(logp_ref))
 
     ratio = torch.exp(logp - logp_old.detach())
     loss = -ratio * advantages

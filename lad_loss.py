@@ -158,13 +158,22 @@ def get_divergence(divergence: str) -> Divergence:
 # these two helpers instead of keeping a copy.
 # ---------------------------------------------------------------------------------------------
 
-def broadcast_advantages(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
-    """Check shapes and return `advantages` shaped like `logp`.
+REDUCTIONS = ("mean", "none", "sum")
+
+
+def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
+    """Check shapes, masks and the reduction; return (logp, logp_old, advantages, mask) ready to use.
 
     Sequence level: logp, logp_old, advantages all [batch].
     Token level:    logp, logp_old [batch, tokens]; advantages [batch] (one per sequence, broadcast
-                    over its tokens) or [batch, tokens].
+                    over its tokens) or [batch, tokens]; mask [batch, tokens].
+
+    The returned advantages have the shape of logp, and the mask is boolean (or None). Masked
+    positions of logp and logp_old are replaced by 0: whatever a padding position holds (even
+    log 0 = -inf) then cannot turn into inf or NaN in the loss or, worse, in the gradient.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
     if logp_old.shape != logp.shape:
         raise ValueError(f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}")
     if logp.dim() == 2 and advantages.dim() == 1:
@@ -178,23 +187,24 @@ def broadcast_advantages(logp: torch.Tensor, logp_old: torch.Tensor, advantages:
             f"advantages must have shape [batch] or the shape of logp {tuple(logp.shape)}, "
             f"got {tuple(advantages.shape)}"
         )
-    return advantages.expand_as(logp)
+    advantages = advantages.expand_as(logp)
+    if mask is not None:
+        if mask.shape != logp.shape:
+            raise ValueError(f"mask must have the shape of logp {tuple(logp.shape)}, got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
+        logp = torch.where(mask, logp, torch.zeros_like(logp))
+        logp_old = torch.where(mask, logp_old, torch.zeros_like(logp_old))
+    return logp, logp_old, advantages, mask
 
 
 def reduce_loss(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    """Apply `mask` (True/1 = the element counts) and reduce.
+    """Zero the masked elements and reduce.
 
     "mean" averages over the unmasked elements of the whole batch (a token-level mean: long answers
     weigh more, as in DAPO), "sum" adds them, "none" returns `loss` with masked elements set to 0.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be one of ['mean', 'none', 'sum'], got {reduction!r}")
     if mask is not None:
-        if mask.shape != loss.shape:
-            raise ValueError(f"mask must have the shape of logp {tuple(loss.shape)}, got {tuple(mask.shape)}")
-        mask = mask.to(torch.bool)
-        # torch.where, not loss * mask: a padded position whose loss is inf would give inf * 0 = NaN.
-        loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+        loss = torch.where(mask, loss, torch.zeros_like(loss))
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -236,7 +246,7 @@ def lad_loss(
     if not eta > 0:  # also catches NaN
         raise ValueError(f"eta must be > 0, got {eta}")
     weighted_f = get_divergence(divergence).weighted_f
-    advantages = broadcast_advantages(logp, logp_old, advantages)
+    logp, logp_old, advantages, mask = prepare_inputs(logp, logp_old, advantages, mask, reduction)
 
     u = logp - logp_old.detach()  # log (pi_theta / pi_old): carries the gradient
     a = advantages.detach() / eta  # A / eta: log of the target's unnormalised weight
