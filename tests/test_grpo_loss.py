@@ -1,0 +1,133 @@
+"""Tests of grpo_loss.py: group normalisation, clipping at the ratio boundaries, the vanilla policy
+gradient at ratio 1, the k3 KL term, masks and errors."""
+import math
+
+import pytest
+import torch
+
+from grpo_loss import group_advantages, grpo_loss
+
+
+def test_group_advantages_hand_computed():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 3.0])
+    adv = group_advantages(rewards, group_size=4, eps=0.0 + 1e-12)
+    # group 1: mean 0.5, unbiased std sqrt(1/3)
+    s = math.sqrt(1 / 3)
+    assert adv[:4].tolist() == pytest.approx([0.5 / s, -0.5 / s, -0.5 / s, 0.5 / s], rel=1e-6)
+    # group 2: all equal -> exactly zero, not NaN
+    assert adv[4:8].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # group 3: mean 0.75, unbiased std 1.5
+    assert adv[8:].tolist() == pytest.approx([-0.5, -0.5, -0.5, 1.5], rel=1e-6)
+
+
+def test_group_advantages_uses_consecutive_groups_and_unnormalised_variant_only_centres():
+    rewards = torch.tensor([1.0, 3.0, 10.0, 20.0])
+    assert group_advantages(rewards, 2, normalize=False).tolist() == [-1.0, 1.0, -5.0, 5.0]
+    normalised = group_advantages(rewards, 2)
+    assert normalised[:2].tolist() == pytest.approx(normalised[2:].tolist(), rel=1e-5)  # scale-free
+
+
+def test_constant_group_with_default_eps_is_zero_and_finite():
+    adv = group_advantages(torch.full((6,), 0.7), group_size=3)
+    assert torch.equal(adv, torch.zeros(6))
+
+
+@pytest.mark.parametrize("group_size", [1, 0, -2, 2.5, True])
+def test_bad_group_size(group_size):
+    with pytest.raises(ValueError, match="group_size"):
+        group_advantages(torch.zeros(4), group_size)
+
+
+def test_batch_not_divisible_by_group_size():
+    with pytest.raises(ValueError, match="group_size"):
+        group_advantages(torch.zeros(10), 4)
+
+
+def test_rewards_must_be_flat():
+    with pytest.raises(ValueError, match="rewards"):
+        group_advantages(torch.zeros(2, 4), 4)
+
+
+def _grad_wrt_logp(logp_value, logp_old_value, advantage, **kwargs):
+    logp = torch.tensor([logp_value], dtype=torch.float64, requires_grad=True)
+    loss = grpo_loss(logp, torch.tensor([logp_old_value], dtype=torch.float64),
+                     torch.tensor([advantage], dtype=torch.float64), **kwargs)
+    loss.backward()
+    return loss.item(), logp.grad.item()
+
+
+@pytest.mark.parametrize("ratio, advantage, clipped", [
+    (1.3, 1.0, True),    # pushed up beyond 1 + eps: stop
+    (1.1, 1.0, False),   # inside the region
+    (0.7, 1.0, False),   # below: the unclipped term is the smaller one, keep pushing up
+    (0.7, -1.0, True),   # pushed down beyond 1 - eps: stop
+    (0.9, -1.0, False),
+    (1.3, -1.0, False),  # above, with a negative advantage: keep pushing down
+])
+def test_clipping_at_the_ratio_boundaries(ratio, advantage, clipped):
+    loss, grad = _grad_wrt_logp(math.log(ratio), 0.0, advantage, clip_eps=0.2)
+    if clipped:
+        assert loss == pytest.approx(-max(0.8, min(1.2, ratio)) * advantage)  # -clip(ratio) * A
+        assert grad == 0.0
+    else:
+        assert loss == pytest.approx(-ratio * advantage)
+        assert grad == pytest.approx(-ratio * advantage)  # d(-ratio A)/d logp = -ratio A
+
+
+def test_no_clip_leaves_the_importance_weighted_gradient():
+    loss, grad = _grad_wrt_logp(math.log(3.0), 0.0, 2.0, clip_eps=None)
+    assert loss == pytest.approx(-6.0) and grad == pytest.approx(-6.0)
+
+
+def test_at_ratio_one_the_gradient_is_the_vanilla_policy_gradient():
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(7, generator=gen, dtype=torch.float64, requires_grad=True)
+    arms = torch.randint(0, 7, (16,), generator=gen)
+    advantages = group_advantages(torch.rand(16, generator=gen, dtype=torch.float64), 4)
+    logp = torch.log_softmax(theta, 0)[arms]
+    (g_grpo,) = torch.autograd.grad(grpo_loss(logp, logp.detach(), advantages), theta)
+    logp = torch.log_softmax(theta, 0)[arms]
+    (g_pg,) = torch.autograd.grad(-(advantages * logp).mean(), theta)
+    assert torch.allclose(g_grpo, g_pg, rtol=1e-12)
+
+
+def test_k3_kl_term():
+    logp = torch.tensor([math.log(0.5)], dtype=torch.float64)
+    logp_ref = torch.tensor([math.log(0.25)], dtype=torch.float64)
+    zero_adv = torch.zeros(1, dtype=torch.float64)
+    loss = grpo_loss(logp, logp, zero_adv, logp_ref=logp_ref, kl_coef=0.1)
+    # k3 = r - log r - 1 with r = pi_ref / pi = 0.5
+    assert loss.item() == pytest.approx(0.1 * (0.5 - math.log(0.5) - 1))
+    assert grpo_loss(logp, logp, zero_adv, logp_ref=logp, kl_coef=0.1).item() == 0.0
+
+
+def test_token_level_mask_mean():
+    gen = torch.Generator().manual_seed(1)
+    logp = -torch.rand(2, 5, generator=gen)
+    logp_old = -torch.rand(2, 5, generator=gen)
+    advantages = torch.tensor([1.0, -0.5])
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    per_token = grpo_loss(logp, logp_old, advantages, reduction="none")
+    assert per_token.shape == (2, 5)
+    assert grpo_loss(logp, logp_old, advantages, mask=mask).item() == pytest.approx(per_token[mask].mean().item())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(clip_eps=0.0), "clip_eps"),
+    (dict(clip_eps=-0.1), "clip_eps"),
+    (dict(kl_coef=-1.0), "kl_coef"),
+    (dict(kl_coef=0.1), "logp_ref"),
+    (dict(logp_ref=torch.zeros(4)), "logp_ref"),
+    (dict(mask=torch.ones(2, dtype=torch.bool)), "mask"),
+    (dict(reduction="avg"), "reduction"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        grpo_loss(torch.zeros(3), torch.zeros(3), torch.zeros(3), **kwargs)
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="advantages"):
+        grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="logp_old"):
+        grpo_loss(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2))
