@@ -1,4 +1,4 @@
-"""The paper's controlled experiment: a 50-arm bandit whose advantage has three modes (PAPER.md s5).
+"""The paper's controlled experiment: a 50-arm bandit whose advantage distribution has three modes.
 
 One prompt, 50 possible answers ("arms"). The policy is a softmax over 50 learnable logits, all zero
 at the start, so pi_0 is uniform. Each arm has a fixed advantage A(arm), built from a mixture of three

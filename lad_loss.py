@@ -78,7 +78,7 @@ LOG_2 = 0.6931471805599453
 
 
 # ---------------------------------------------------------------------------------------------
-# The f-divergences of the paper's ablation (PAPER.md section 4).
+# The f-divergences of the paper's ablation.
 #
 # For each one: the generator f(x) and its derivative f'(x), as a reader would write them (take x,
 # return a tensor: good for plots and checks, but they overflow for large x), and `weighted_f(u, a)`,

@@ -10,7 +10,7 @@ from lad_loss import DIVERGENCES, lad_loss
 NAMES = sorted(DIVERGENCES)
 STRICT = [n for n in NAMES if DIVERGENCES[n].strictly_convex]
 
-# The generators of PAPER.md section 4, written out again with the math module, independently of
+# The paper's generators, written out again with the math module, independently of
 # lad_loss.py, to check its values.
 TEXTBOOK_F = {
     "kl": lambda x: x * math.log(x),
