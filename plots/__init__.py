@@ -111,6 +111,39 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=N
     return ax
 
 
+def animate_distributions(target, frames: dict, steps, path, fps: int = 12, title=None) -> Path:
+    """An animated GIF: one panel per method, its distribution over outcomes at each recorded step,
+    the target outlined in black. `frames` maps a method name to a list of 1-D distributions, one per
+    entry of `steps`. Written with matplotlib's Pillow writer (Pillow comes with matplotlib)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    target = _as_numpy(target)
+    series = {name: [_as_numpy(p) for p in ps] for name, ps in frames.items()}
+    fig, axes = plt.subplots(1, len(series), figsize=(5.5 * len(series), 3.8), squeeze=False)
+    positions = np.arange(len(target))
+    bars = {}
+    for i, (ax, (name, ps)) in enumerate(zip(axes[0], series.items())):
+        bars[name] = ax.bar(positions, ps[0], width=0.8, color=color_for(name, i), label=name)
+        ax.step(positions, target, where="mid", color="black", linewidth=0.8, label="target $P_A$")
+        ax.set_ylim(0, 1.1 * max(target.max(), max(p.max() for p in ps)))  # fixed axes: the motion is real
+        ax.set_xlabel("outcome")
+        ax.legend(fontsize=8, frameon=False, loc="upper right")
+    heading = fig.suptitle("")
+
+    def update(k):
+        for name, ps in series.items():
+            for bar, height in zip(bars[name], ps[k]):
+                bar.set_height(height)
+        heading.set_text(f"{title + ', ' if title else ''}step {steps[k]}")
+
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the heading
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FuncAnimation(fig, update, frames=len(steps)).save(path, writer=PillowWriter(fps=fps), dpi=80)
+    plt.close(fig)
+    return path
+
+
 def save_figure(fig, path) -> Path:
     """Write `fig` to `path` (parent folders created), then close it to free memory."""
     path = Path(path)
