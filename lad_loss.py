@@ -87,11 +87,11 @@ LOG_2 = 0.6931471805599453
 
 @dataclass(frozen=True)
 class Divergence:
-    name: str
-    f: Callable[[torch.Tensor], torch.Tensor]
-    f_prime: Callable[[torch.Tensor], torch.Tensor]
-    weighted_f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    strictly_convex: bool
+    name: str  # the short name used on the command line and in `lad_loss(divergence=...)`
+    f: Callable[[torch.Tensor], torch.Tensor]  # the generator f(x), convex, f(1) = 0
+    f_prime: Callable[[torch.Tensor], torch.Tensor]  # f'(x): minus the per-sample gradient weight
+    weighted_f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (u, a) -> exp(a) f(exp(u - a))
+    strictly_convex: bool  # if so, Lemma 3.2's minimiser is unique
 
 
 def _kl(u, a):
@@ -123,7 +123,7 @@ def _js(u, a):
     # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] rearranges to
     #        1/2 [x (log 2 - log(1 + 1/x)) + (log 2 - log(1 + x))],
     # and log(1 + x) = logaddexp(log x, 0) = softplus(log x). Multiplying by exp(a) turns x into
-    # exp(u): each term is a bounded log times one exponential, so no two huge numbers cancel.
+    # exp(u): each term is one exponential times a log-sized factor, so no two huge numbers cancel.
     log_x = u - a
     return 0.5 * (torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x)))
 
