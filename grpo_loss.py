@@ -17,9 +17,12 @@ a fresh batch) the gradient is exactly the vanilla policy gradient A * grad log 
 What GRPO optimises is E_{y ~ pi}[A(y)]: whichever response currently scores best gets more mass,
 step after step, until the policy sits on one response (the collapse LAD is built to avoid).
 
-Optionally a penalty kl_coef * KL(pi_theta || pi_ref) keeps the policy near a reference model,
-estimated per sample with the "k3" estimator of the GRPO paper:
-    exp(logp_ref - logp) - (logp_ref - logp) - 1   (>= 0, unbiased, low variance).
+Optionally a penalty keeps the policy near a reference model, estimated per sample with the "k3"
+estimator of the GRPO paper:
+    exp(logp_ref - logp) - (logp_ref - logp) - 1   (>= 0, low variance).
+On samples from pi_theta its value is an unbiased estimate of KL(pi_theta || pi_ref). Its gradient,
+taken as a loss on those samples, is (1 - pi_ref/pi_theta) grad log pi_theta, whose expectation is the
+gradient of the *reverse* divergence KL(pi_ref || pi_theta): what the penalty optimises is the latter.
 
 Shapes, masks and reductions follow lad_loss.py, whose helpers this file reuses.
 """
@@ -80,7 +83,7 @@ def grpo_loss(
             leaving the importance-weighted policy gradient -ratio * A.
         logp_ref: log-probabilities under a reference policy, the shape of logp; needed when
             kl_coef > 0.
-        kl_coef: weight of the k3 estimate of KL(pi_theta || pi_ref) (>= 0).
+        kl_coef: weight of the k3 penalty (>= 0).
     """
     if clip_eps is not None and not clip_eps > 0:
         raise ValueError(f"clip_eps must be > 0 or None, got {clip_eps}")
