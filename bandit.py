@@ -76,6 +76,8 @@ ETA_OF_MIXTURE = 0.25
 # window mu +- 2 sigma (rounded to whole arms).
 MODE_WINDOW_SIGMAS = 2.0
 RECOVERED_FRACTION = 0.5
+# The loss needs exp(A/eta) inside float32 (its largest value is about e^88.7).
+MAX_LOG_WEIGHT = 80.0
 ABLATIONS = ["divergences", "eta", "pi-old", "entropy-bonus", "animation"]
 
 
@@ -121,7 +123,8 @@ def bandit_advantages(pi_0: torch.Tensor, center: bool = False) -> torch.Tensor:
 
 
 def target_distribution(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -> torch.Tensor:
-    """P_A = pi_old * exp(A/eta) / Z (Lemma 3.1), normalised in log space."""
+    """The target policy pi_old * exp(A/eta) / Z of Lemma 3.1, normalised in log space. It is the
+    policy at which P_pi = P_A (lad_loss.py); the figures call it "the target P_A"."""
     return torch.softmax(torch.log(pi_old) + advantages / eta, dim=-1)
 
 
@@ -329,6 +332,10 @@ def parse_args(argv=None) -> Args:
         p.error("--lr must be > 0")
     if not ns.eta > 0:
         p.error("--eta must be > 0")
+    largest = float(bandit_advantages(uniform_policy(), ns.center_advantages).abs().max()) / ns.eta
+    if largest > MAX_LOG_WEIGHT:  # exp(A/eta) would overflow float32 (about e^88.7)
+        p.error(f"--eta {ns.eta:g} is too small: |A|/eta reaches {largest:.0f}, beyond float32's range "
+                f"(use 1/eta <= {MAX_LOG_WEIGHT / (largest * ns.eta):.0f})")
     if ns.group_size < 2:
         p.error("--group-size must be >= 2 (GRPO normalises within the group)")
     if not ns.grpo_entropy_coef >= 0:
