@@ -76,7 +76,7 @@ ETA_OF_MIXTURE = 0.25
 # window mu +- 2 sigma (rounded to whole arms).
 MODE_WINDOW_SIGMAS = 2.0
 RECOVERED_FRACTION = 0.5
-# The loss needs exp(A/eta) inside float32 (its largest value is about e^88.7).
+# The loss needs exp(A/eta) inside float32, whose largest value is about e^88.7.
 MAX_LOG_WEIGHT = 80.0
 ABLATIONS = ["divergences", "eta", "pi-old", "entropy-bonus", "animation"]
 
@@ -332,9 +332,10 @@ def parse_args(argv=None) -> Args:
         p.error("--lr must be > 0")
     if not ns.eta > 0:
         p.error("--eta must be > 0")
-    largest = float(bandit_advantages(uniform_policy(), ns.center_advantages).abs().max()) / ns.eta
-    if largest > MAX_LOG_WEIGHT:  # exp(A/eta) would overflow float32 (about e^88.7)
-        p.error(f"--eta {ns.eta:g} is too small: |A|/eta reaches {largest:.0f}, beyond float32's range "
+    # exp(A/eta) must stay inside float32 (about e^88.7); a very negative A/eta only underflows to 0.
+    largest = float(bandit_advantages(uniform_policy(), ns.center_advantages).max()) / ns.eta
+    if largest > MAX_LOG_WEIGHT:
+        p.error(f"--eta {ns.eta:g} is too small: A/eta reaches {largest:.0f}, beyond float32's range "
                 f"(use 1/eta <= {MAX_LOG_WEIGHT / (largest * ns.eta):.0f})")
     if ns.group_size < 2:
         p.error("--group-size must be >= 2 (GRPO normalises within the group)")

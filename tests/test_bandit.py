@@ -78,7 +78,7 @@ def test_refreshing_pi_old_makes_lad_sharpen_past_the_target():
 @pytest.mark.parametrize("argv", [
     ["--eta", "0"], ["--lr", "-1"], ["--steps", "0"], ["--group-size", "1"],
     ["--divergence", "chi2"], ["--pi-old", "sometimes"], ["--ablation", "everything"],
-    ["--grpo-entropy-coef", "-0.1"], ["--eta", "0.001"],
+    ["--grpo-entropy-coef", "-0.1"], ["--eta", "0.002"],
 ])
 def test_bad_command_lines_are_argparse_errors(argv, capsys):
     with pytest.raises(SystemExit) as info:
