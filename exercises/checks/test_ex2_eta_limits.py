@@ -1,0 +1,57 @@
+"""Check of exercise 2: the eta -> 0 and eta -> infinity limits of the target, then the bandit."""
+import pytest
+import torch
+
+import bandit
+
+
+@pytest.fixture
+def ex2(exercise):
+    return exercise("ex2_eta_limits")
+
+
+def tv(p, q):
+    return 0.5 * float((p - q).abs().sum())
+
+
+# Six responses, a non-uniform pi_old, and two responses (0 and 3) tied for the best advantage.
+PI_OLD = torch.tensor([0.30, 0.25, 0.05, 0.10, 0.20, 0.10], dtype=torch.float64)
+ADVANTAGES = torch.tensor([1.0, 0.4, 0.9, 1.0, -2.0, 0.0], dtype=torch.float64)
+
+
+def test_small_eta_limit_matches_the_target_and_splits_ties_by_pi_old(ex2):
+    limit = ex2.target_as_eta_goes_to_zero(PI_OLD, ADVANTAGES)
+    assert limit.shape == (6,) and float(limit.sum()) == pytest.approx(1.0)
+    # the tied responses keep pi_old's ratio 0.30 : 0.10, everything else vanishes
+    assert torch.allclose(limit, torch.tensor([0.75, 0, 0, 0.25, 0, 0], dtype=torch.float64), atol=1e-12)
+    for eta in (1e-2, 1e-3):
+        target = bandit.target_distribution(PI_OLD, ADVANTAGES, eta)
+        assert tv(target, limit) < 1e-3
+
+
+def test_large_eta_limit_matches_the_target(ex2):
+    limit = ex2.target_as_eta_goes_to_infinity(PI_OLD, ADVANTAGES)
+    assert torch.allclose(limit, PI_OLD, atol=1e-12)
+    for eta in (1e4, 1e6):
+        assert tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit) < 1e-3
+
+
+def test_training_goes_where_the_limits_say(ex2):
+    """1/eta = 1/64, 4, 128: the learned policy walks from pi_old towards a point mass on arm 10."""
+    pi_0 = bandit.uniform_policy()
+    advantages = bandit.bandit_advantages(pi_0)
+    greedy = ex2.target_as_eta_goes_to_zero(pi_0, advantages)
+    timid = ex2.target_as_eta_goes_to_infinity(pi_0, advantages)
+    assert int(greedy.argmax()) == 10 and float(greedy.max()) == pytest.approx(1.0)
+
+    learned = {k: ex2.train_lad(1 / k) for k in (1 / 64, 4, 128)}
+    assert all(torch.allclose(pi.sum(), torch.tensor(1.0)) for pi in learned.values())
+    to_greedy = [tv(learned[k], greedy) for k in (1 / 64, 4, 128)]
+    to_timid = [tv(learned[k], timid) for k in (1 / 64, 4, 128)]
+    assert to_greedy == sorted(to_greedy, reverse=True), f"TV to the eta->0 limit: {to_greedy}"
+    assert to_timid == sorted(to_timid), f"TV to the eta->infinity limit: {to_timid}"
+    assert to_timid[0] < 0.01, "at 1/eta = 1/64 LAD should barely move from pi_0"
+    assert float(learned[128][10]) > 0.8, "at 1/eta = 128 most of the mass should sit on arm 10"
+    # and each run did learn its own target (a sanity check on train_lad's settings)
+    for k, pi in learned.items():
+        assert tv(pi, bandit.target_distribution(pi_0, advantages, 1 / k)) < 0.02

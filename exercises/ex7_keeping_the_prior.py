@@ -1,0 +1,68 @@
+"""Exercise 7 (hard): an entropy bonus, a KL penalty and LAD, starting from a prior that is not uniform.
+
+`python bandit.py --ablation entropy-bonus` shows GRPO with an entropy bonus beta * H(pi) coming close
+to LAD's target when beta is tuned. That bandit starts from a uniform policy, and a uniform start hides
+the difference this exercise is about. A real policy starts from a pretrained model, pi_0, that already
+prefers some answers. Take the bandit's 50 arms and advantages A, and a prior that prefers the later
+arms, for example pi_0 = softmax(arm / 12.5), and compare three ways of keeping GRPO from collapsing
+with LAD. For each, derive the optimum on paper first (a Lagrange multiplier for sum_y pi(y) = 1 does it):
+
+  LAD, pi_old = pi_0 fixed. The target pi_0 exp(A/eta) / Z (Lemma 3.1; exercise 1).
+
+  "entropy": GRPO + beta * H(pi). Maximise E_pi[A] + beta H(pi). What is the optimum? Where did pi_0
+  go? For which beta does it equal LAD's target when pi_0 is uniform? Is there any beta that does
+  when it is not?
+
+  "k3": GRPO + a KL penalty to pi_0, as grpo_loss(..., logp_ref=log pi_0, kl_coef=beta) implements
+  it. Each sample adds the "k3" estimate r - log r - 1, r = pi_0(y)/pi(y), whose value is an unbiased
+  estimate of KL(pi || pi_0) on samples from pi, and the loss is minimised on-policy (pi_old = pi).
+  Differentiate the loss with pi_old held fixed, then set pi_old = pi: which divergence's gradient do
+  you get? Which optimum does it lead to? (Compare the closed form for "the other direction" in
+  lad_loss.py's docstring.)
+
+Use the raw advantages A for GRPO (no group normalisation, so that beta has a closed-form meaning;
+normalising only rescales beta, exercise 5) and the exact expectation over the arms, no sampling.
+
+Write the three predicted optima and `train_exact`, which trains each method from pi_0 so the check
+can compare what is learned with what you predicted.
+
+Shapes: pi_0 and advantages are 1-D [n], pi_0 strictly positive. Return [n] tensors.
+
+Check your answer:  python -m pytest exercises/checks/test_ex7_keeping_the_prior.py
+"""
+import torch
+
+import bandit
+from grpo_loss import grpo_loss
+from lad_loss import lad_loss
+
+
+def lad_optimum(pi_0, advantages, eta: float) -> torch.Tensor:
+    """Where LAD with pi_old = pi_0 ends."""
+    raise NotImplementedError("exercise 7: write lad_optimum")
+
+
+def entropy_bonus_optimum(advantages, beta: float) -> torch.Tensor:
+    """The maximiser of E_pi[A] + beta * H(pi) over all distributions pi."""
+    raise NotImplementedError("exercise 7: write entropy_bonus_optimum")
+
+
+def k3_penalty_optimum(pi_0, advantages, beta: float) -> torch.Tensor:
+    """Where on-policy GRPO with grpo_loss's k3 penalty (kl_coef = beta, logp_ref = log pi_0) ends.
+
+    The closed form has a Lagrange multiplier that you find numerically: a bisection on a bracket
+    you can work out from the formula (sum_y pi(y) must be 1) takes a few lines.
+    """
+    raise NotImplementedError("exercise 7: write k3_penalty_optimum")
+
+
+def train_exact(regulariser: str, pi_0, advantages, coef: float, steps: int = 600, lr: float = 5e-2) -> torch.Tensor:
+    """Train softmax logits from log pi_0 with Adam, exact expectation over all arms; return the policy.
+
+    regulariser:
+      "lad"      lad_loss with eta = coef, pi_old = pi_0 for every step (each arm weighted by pi_0).
+      "entropy"  grpo_loss on-policy (pi_old = the current policy, detached; clip_eps=None), each arm
+                 weighted by pi_old, minus coef * the entropy of the current policy (bandit.entropy).
+      "k3"       grpo_loss on-policy as above, with logp_ref = log pi_0 and kl_coef = coef.
+    """
+    raise NotImplementedError("exercise 7: write train_exact")
