@@ -19,12 +19,12 @@ The paper reads this as an equality between two distributions over responses:
     P_pi(y) = (pi_theta(y) / pi_old(y)) / Z_pi      the policy-induced distribution
     P_A(y)  = exp(A(y) / eta) / Z_A                 the advantage-induced distribution (the target)
 
-and pi_theta is optimal exactly when P_pi = P_A. Both are measured against pi_old, whose samples we
-have: Z_pi = E_{y~pi_old}[pi_theta/pi_old] = 1 and Z_A = E_{y~pi_old}[exp(A/eta)]. Multiplied by
-pi_old they become the policy pi_theta and the target policy pi_old * exp(A/eta) / Z_A, the
-distribution over responses that our figures draw as "the target P_A". GRPO only climbs towards higher advantage and, step
-after step, piles all the mass on one response. LAD instead *matches* P_A: every response keeps the
-probability that its advantage earns.
+with Z_pi and Z_A sums over every response. pi_theta is optimal exactly when P_pi = P_A: then
+pi_theta / pi_old is proportional to exp(A/eta), i.e. pi_theta is the target policy
+pi_old * exp(A/eta) / Z. That policy is what our figures draw as "the target P_A" (with a uniform
+pi_old, as in the bandit, the two are the same distribution). GRPO only climbs towards higher
+advantage and, step after step, piles all the mass on one response. LAD instead *matches* P_A: every
+response keeps the probability that its advantage earns.
 
 Lemma 3.2: a practical objective with the same minimiser
 --------------------------------------------------------
@@ -44,9 +44,9 @@ When f is strictly convex, f' is strictly increasing, so the argument is the sam
 r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta). Two
 responses with *equal* advantage therefore keep their relative probabilities: LAD has no reason to
 prefer one of two equally good answers, which is why it does not collapse. Total variation is convex
-but not strictly (its f' is flat on both sides of 1): unless Z_A = 1, a whole set of policies
-minimises it (with Z_A > 1, every policy with pi_theta(y) <= pi_old(y) * exp(A(y)/eta) for all y),
-and which one training reaches is left to chance.
+but not strictly (its f' is flat on both sides of 1): unless Z = E_{pi_old}[exp(A/eta)] = 1, a whole
+set of policies minimises it (with Z > 1, every policy with pi_theta(y) <= pi_old(y) * exp(A(y)/eta)
+for all y), and which one training reaches is left to chance.
 
 The gradient, and what -f'(x) means
 -----------------------------------
@@ -58,11 +58,11 @@ exp(A/eta) * f(x) depends on theta only through x, and d x / d theta = x * grad 
 This is a policy gradient whose "advantage" is -f'(x_y), and f' is increasing. So the weight is
 largest for responses below their target (small x: push them up) and smallest, negative, for
 over-confident ones (large x: push them down). That is how LAD holds back runaway probability growth
-without an entropy bonus. At the optimum every response has the same x_y = 1/Z_A, and the weight
--f'(1/Z_A) is the same constant for all: it averages to zero over pi_theta, since
-E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever responses happen to be sampled.
-When Z_A = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD) are silent there; KL and
-reverse KL, written as in the paper's table, have f'(1) = 1 and -1.
+without an entropy bonus. At the optimum every response has the same x_y = 1/Z, with
+Z = E_{pi_old}[exp(A/eta)], and the weight -f'(1/Z) is the same constant for all: it averages to zero
+over pi_theta, since E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever responses
+happen to be sampled. When Z = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD) are silent
+there; KL and reverse KL, written as in the paper's table, have f'(1) = 1 and -1.
 
 Numerics
 --------
