@@ -226,11 +226,12 @@ def train_sft(task: SumTask, args: Args, seed: int) -> GPT:
 def answer_probabilities(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
     """For each prompt n, pi(y|n) of every correct answer y (in valid_answers order), exactly:
     exp of the summed token log-probs. One forward pass over all answers of all prompts."""
-    texts = [y for n in ns for y in task.valid_answers(n)]
-    prompts = task.prompts([n for n in ns for _ in range(n - 1)]).to(model.lm_head.weight.device)
+    answers = [task.valid_answers(n) for n in ns]
+    texts = [y for a in answers for y in a]
+    prompts = task.prompts([n for n, a in zip(ns, answers) for _ in a]).to(model.lm_head.weight.device)
     completions, mask = (t.to(prompts.device) for t in task.completions(texts))
     p = model.completion_logprobs(prompts, completions, mask).sum(1).double().exp().cpu()
-    return list(torch.split(p, [n - 1 for n in ns]))
+    return list(torch.split(p, [len(a) for a in answers]))
 
 
 def distinct_n(texts: list[str], n: int) -> float:

@@ -1,0 +1,57 @@
+"""Check of exercise 8: a single-answer variant of the arithmetic task, and one quick GRPO-vs-LAD run."""
+import itertools
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def ex8(exercise):
+    return exercise("ex8_single_answer")
+
+
+def _accepted(task, n, max_len=5):
+    """Every completion of up to max_len characters (before the end marker) that the verifier accepts."""
+    return {
+        "".join(body) + "."
+        for length in range(1, max_len + 1)
+        for body in itertools.product("0123456789+", repeat=length)
+        if task.is_correct(n, "".join(body) + ".")
+    }
+
+
+@pytest.mark.parametrize("n, answer", [(10, "5+5."), (37, "18+19."), (99, "49+50.")])
+def test_exactly_the_balanced_answer_is_correct(ex8, n, answer):
+    task = ex8.SingleAnswerTask()
+    assert task.valid_answers(n) == [answer]
+    assert _accepted(task, n, max_len=5) == {answer}
+    for wrong in [f"{n - n // 2}+{n // 2}." if n % 2 else "1+9.", f"{n}+0.", "0" + answer, answer[:-1]]:
+        assert not task.is_correct(n, wrong), wrong
+
+
+def test_sft_pool_has_one_correct_answer_per_prompt_in_the_requested_share(ex8):
+    task = ex8.SingleAnswerTask()
+    prompts, completions, mask, weight = task.sft_data(correct_fraction=0.4)
+    ns = [int(task.decode(p.tolist())[:-1]) for p in prompts]
+    texts = [task.decode(c.tolist()) for c in completions]
+    correct = torch.tensor([task.is_correct(n, t) for n, t in zip(ns, texts)])
+    assert set(ns) == set(task.train_n)  # never a held-out prompt
+    assert int(correct.sum()) == len(task.train_n)  # one correct example per prompt
+    assert torch.isclose(weight.sum(), torch.tensor(1.0, dtype=weight.dtype))
+    assert torch.isclose(weight[correct].sum(), torch.tensor(0.4, dtype=weight.dtype))
+    assert torch.equal(mask.sum(1), torch.tensor([len(t) for t in texts]))
+    # the wrong examples are near misses of the balanced answer: same first term
+    for n, t, ok in zip(ns, texts, correct.tolist()):
+        if not ok:
+            assert t.split("+")[0] == str(n // 2)
+
+
+def test_quick_run_learns_the_answer_and_diversity_is_trivially_one(ex8, tmp_path):
+    metrics = ex8.run_quick(tmp_path, seed=0)
+    sft, grpo, lad = metrics["sft"], metrics["grpo"], metrics["lad"]
+    assert 0.05 < sft["accuracy"] < 0.95, "the warm start should find the answer some of the time"
+    for m in (sft, grpo, lad):
+        assert m["effective_correct"] == pytest.approx(1.0)  # one correct answer: entropy 0
+        assert m["distinct_correct"] <= 1.0
+    assert grpo["exact_accuracy"] > sft["exact_accuracy"] and lad["exact_accuracy"] > sft["exact_accuracy"]
+    assert (tmp_path / "metrics.json").exists() and not (tmp_path / "plots").exists()
