@@ -193,11 +193,46 @@ def test_float32_extremes_give_finite_loss_and_gradient(name):
         assert torch.isfinite(loss).all()
         (grad,) = torch.autograd.grad(loss.sum(), logp)
         assert torch.isfinite(grad).all()
-    # and the float32 values agree with a float64 evaluation of the same formula
-    loss32 = lad_loss(logp.detach(), logp_old.reshape(-1), advantages, eta=eta, divergence=name, reduction="none")
-    loss64 = lad_loss(logp.detach().double(), logp_old.reshape(-1).double(), advantages.double(), eta=eta,
-                      divergence=name, reduction="none")
-    assert torch.allclose(loss32.double(), loss64, rtol=1e-4, atol=1e-6)
+
+
+def _reference(name, u, a):
+    """exp(a) f(exp(u - a)) and its derivative in u, f'(x) exp(u), in float64 from the textbook
+    generators (near x = 1, JS's textbook form cancels even in float64: use its Taylor series)."""
+    u, a = u.double(), a.double()
+    log_x = u - a
+    value = torch.exp(a) * TEXTBOOK_F_TORCH[name](torch.exp(log_x))
+    if name == "js":  # f(e^l) = l^2/8 + l^3/16 + l^4/64 + O(l^5)
+        series = torch.exp(a) * (log_x**2 / 8 + log_x**3 / 16 + log_x**4 / 64)
+        value = torch.where(log_x.abs() < 1e-3, series, value)
+    return value, DIVERGENCES[name].f_prime(torch.exp(log_x)) * torch.exp(u)
+
+
+TEXTBOOK_F_TORCH = {
+    "kl": lambda x: x * torch.log(x),
+    "rkl": lambda x: -torch.log(x),
+    "jf": lambda x: (x - 1) * torch.log(x),
+    "tv": lambda x: 0.5 * torch.abs(x - 1),
+    "hd": lambda x: (torch.sqrt(x) - 1) ** 2,
+    "js": lambda x: 0.5 * (x * torch.log(x) - (x + 1) * torch.log((x + 1) / 2)),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("spread", [50.0, 1e-2, 1e-5])
+def test_float32_values_and_gradients_are_accurate_against_float64_textbook_forms(name, spread):
+    """Random logp - logp_old and A/eta in [-50, 50], and log x = (logp - logp_old) - A/eta spread
+    over [-50, 50] or clustered near x = 1, where training ends up and naive forms cancel."""
+    gen = torch.Generator().manual_seed(6)
+    a = torch.empty(20000).uniform_(-40, 40, generator=gen)
+    u = (a + torch.empty(20000).uniform_(-spread, spread, generator=gen)).clamp(-50, 50)
+    logp = u.clone().requires_grad_(True)
+    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    value, slope = _reference(name, u, a)
+    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
+    # the gradient's natural scale is exp(u) (1 + |f'(x)|): it crosses zero where f'(x) does
+    scale = torch.exp(u.double()) * (1 + DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double())).abs())
+    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
 
 
 def test_token_level_broadcasts_sequence_advantages_and_averages_unmasked_tokens():
