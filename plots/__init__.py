@@ -91,16 +91,18 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=N
     Each entry has its own x, so the same helper draws metrics over training steps and one metric
     against another (e.g. diversity against accuracy, a frontier).
     """
+    any_positive = False
     for i, (name, values) in enumerate(curves.items()):
         if len(values) not in (2, 3):
             raise ValueError(f"curve {name!r} must be (x, y) or (x, y_mean, y_std)")
         x, y = _as_numpy(values[0]), _as_numpy(values[1])
+        any_positive |= bool((np.isfinite(y) & (y > 0)).any())
         color = color_for(name, i)
         ax.plot(x, y, color=color, label=name, marker=marker, markersize=3)
         if len(values) == 3:
             std = _as_numpy(values[2])
             ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0)
-    if logy:
+    if logy and any_positive:  # a log axis needs something positive to show
         ax.set_yscale("log")
     ax.set_xlabel(xlabel or "")
     ax.set_ylabel(ylabel or "")
