@@ -67,7 +67,7 @@ class Args:
     clip_eps: float = 0.2  # GRPO's trust region
     eta: float = 0.25  # LAD's trust-region temperature (the paper: 1/eta = 4)
     divergence: str = "js"  # LAD's f-divergence
-    lad_ratio: str = "sequence"  # "sequence" (Lemma 3.2's form) or "token": see policy_loss and the README
+    lad_ratio: str = "token"  # "token" (measured best here) or "sequence" (Lemma 3.2's form): see policy_loss
     # evaluation
     eval_samples: int = 32  # k completions per held-out prompt
     eval_every: int = 10  # iterations between evaluations during RL
@@ -296,9 +296,12 @@ def policy_loss(method: str, model: GPT, batch: dict, args: Args) -> torch.Tenso
       * LAD, --lad-ratio sequence: one ratio per completion, pi_theta(y|x) / pi_old(y|x) = exp(sum of
         the token log-ratios), which is the form Lemma 3.2 is stated in. A completion's ratio is
         pushed towards exp(A/eta) as a whole.
-      * LAD, --lad-ratio token: every token gets its own ratio and its own target exp(A/eta), like
-        GRPO's token-level ratio. Per token that is a much stronger push (the completion's ratio is
-        the product of its tokens', so its implicit target is exp(length * A / eta)).
+      * LAD, --lad-ratio token (the default): every token gets its own ratio and its own target
+        exp(A/eta), like GRPO's token-level ratio. Per token that is a much stronger push (the
+        completion's ratio is the product of its tokens', so its implicit target is
+        exp(length * A / eta)). Over three seeds it reached a higher held-out accuracy than the
+        sequence form with as many correct answers kept at matched accuracy (the README's table), so
+        it is the default; the sequence form is one flag away.
     """
     logp = model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"])
     logp_old, A, mask = batch["logp_old"], batch["advantages"], batch["mask"]
