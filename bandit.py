@@ -364,8 +364,9 @@ def main(argv=None) -> dict:
         for key, run in runs.items():
             metrics[key]["target_max_prob"] = round(float(run.target.max()), 4)
             metrics[key]["target_entropy"] = round(float(entropy(run.target)), 4)
-    else:
-        metrics["target"] = summarize(runs[next(iter(runs))].target, runs[next(iter(runs))].target)
+    else:  # one target shared by every run
+        target = next(iter(runs.values())).target
+        metrics["target"] = summarize(target, target)
     print_table(metrics)
 
     sampling = "exact expectation" if args.exact else f"{args.group_size} samples/step"
@@ -376,10 +377,14 @@ def main(argv=None) -> dict:
         path = animate_distributions(lad.target, {"LAD": lad.snapshots, "GRPO": grpo.snapshots}, lad.steps,
                                      args.figure, title="50-arm bandit, LAD (pi_old fixed) vs GRPO")
     else:
-        layout = {None: dict(curves=("tv",)), "divergences": dict(curves=(), cols=6)}
+        curves, cols = ("tv", "entropy"), None
+        if args.ablation is None:
+            curves = ("tv",)
+        elif args.ablation == "divergences":  # twelve panels, two rows of six, TV in their titles
+            curves, cols = (), 6
         if args.ablation is not None:
             title = f"ablation '{args.ablation}': " + title
-        path = draw_figure(runs, title, args.figure, **layout.get(args.ablation, dict(curves=("tv", "entropy"))))
+        path = draw_figure(runs, title, args.figure, curves, cols)
     print(f"figure written to {path}")
     if args.metrics_json:
         metrics["settings"] = asdict(args)
