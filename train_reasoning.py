@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from grpo_loss import group_advantages, grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
+from arithmetic import SumTask
 from plots import plot_curves, plot_distribution, save_figure
 from tiny_lm import GPT, GPTConfig
 
@@ -79,97 +80,6 @@ class Args:
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     threads: int = 2  # CPU threads; the model is tiny, more rarely helps
     quick: bool = False  # a smaller model and budget: the whole pipeline in seconds
-
-
-# ---------------------------------------------------------------------------------------------
-# The task.
-# ---------------------------------------------------------------------------------------------
-
-class SumTask:
-    """Write N as a sum of two positive integers. Many answers are correct; a verifier checks them.
-
-    Encoding, one character per token, vocabulary "0123456789+=." (13 tokens):
-
-        prompt        "37="       the target N (always two digits, 10 <= N <= 99), then "="
-        completion    "12+25."    a + b, then the end marker "."
-        model reads   3 7 = 1 2 + 2 5 .
-        loss on             1 2 + 2 5 .   (the prompt is given, never scored)
-
-    Completions are padded to MAX_COMPLETION = 6 characters with "." after the end marker, e.g.
-    "5+32." -> "5+32..", and the padding is masked out (it is not part of the answer).
-
-    Correct answers of N: "a+b." with a, b >= 1, a + b = N, no leading zeros: the N - 1 strings
-    "1+36.", "2+35.", ..., "36+1." for N = 37. "37+0." and "0+37." are *not* accepted: they only copy
-    the prompt, a shortcut a collapsing policy would love. Order matters ("1+36." != "36+1.").
-
-    Prompts are split once (a fixed permutation, the same for every seed) into training prompts and
-    N_HELDOUT held-out prompts that no stage ever trains on.
-    """
-
-    chars = "0123456789+=."
-    end = "."
-    N_MIN, N_MAX, N_HELDOUT, SPLIT_SEED = 10, 99, 24, 1234
-    PROMPT_LEN, MAX_COMPLETION = 3, 6
-
-    def __init__(self):
-        self.stoi = {c: i for i, c in enumerate(self.chars)}
-        self.end_token = self.stoi[self.end]
-        all_n = list(range(self.N_MIN, self.N_MAX + 1))
-        perm = torch.randperm(len(all_n), generator=torch.Generator().manual_seed(self.SPLIT_SEED)).tolist()
-        self.heldout_n = sorted(all_n[i] for i in perm[: self.N_HELDOUT])
-        self.train_n = sorted(all_n[i] for i in perm[self.N_HELDOUT :])
-
-    def encode(self, text: str) -> list[int]:
-        return [self.stoi[c] for c in text]
-
-    def decode(self, tokens) -> str:
-        """Token ids -> text, cut after the first end marker (the rest is padding)."""
-        text = "".join(self.chars[t] for t in tokens)
-        return text[: text.index(self.end) + 1] if self.end in text else text
-
-    def prompts(self, ns) -> torch.Tensor:
-        return torch.tensor([self.encode(f"{n}=") for n in ns])  # [len(ns), PROMPT_LEN]
-
-    def completions(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Completion strings -> [len(texts), MAX_COMPLETION] token ids, end-marker padded, and the mask."""
-        tokens = torch.tensor([self.encode(t.ljust(self.MAX_COMPLETION, self.end)) for t in texts])
-        mask = torch.tensor([[j < len(t) for j in range(self.MAX_COMPLETION)] for t in texts])
-        return tokens, mask
-
-    @staticmethod
-    def valid_answers(n: int) -> list[str]:
-        """All correct answers of prompt n, in the order a = 1, 2, ..., n - 1."""
-        return [f"{a}+{n - a}." for a in range(1, n)]
-
-    @staticmethod
-    def is_correct(n: int, completion: str) -> bool:
-        """The verifier: exactly "a+b." with decimal a, b >= 1, no leading zeros, a + b = n."""
-        if not completion.endswith(".") or completion.count("+") != 1:
-            return False
-        a, b = completion[:-1].split("+")
-        if not (a.isdigit() and b.isdigit()) or a[0] == "0" or b[0] == "0":  # also rejects "" and 0
-            return False
-        return int(a) + int(b) == n
-
-    def sft_data(self, correct_fraction: float):
-        """The SFT pool: every correct answer of every training prompt, and near misses of each
-        ("a+(b-2).", "a+(b-1).", "a+(b+1).", "a+(b+2).", kept when the second term stays >= 1).
-
-        Returns (prompts, completions, mask, weight) over the pool; weight is each example's sampling
-        probability: a training prompt uniformly, then a uniformly, then correct with probability
-        correct_fraction, else one of that pair's near misses uniformly.
-        """
-        texts, ns, weight = [], [], []
-        for n in self.train_n:
-            for a in range(1, n):
-                b = n - a
-                wrong = [f"{a}+{b + d}." for d in (-2, -1, 1, 2) if b + d >= 1]
-                p_pair = 1 / (len(self.train_n) * (n - 1))
-                texts += [f"{a}+{b}."] + wrong
-                ns += [n] * (1 + len(wrong))
-                weight += [p_pair * correct_fraction] + [p_pair * (1 - correct_fraction) / len(wrong)] * len(wrong)
-        completions, mask = self.completions(texts)
-        return self.prompts(ns), completions, mask, torch.tensor(weight)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Before you run anything, predict on paper:
     samples contains no correct answer at all? (Look at grpo_loss.group_advantages.)
 
 Then write:
-  SingleAnswerTask      a subclass of train_reasoning.SumTask with
+  SingleAnswerTask      a subclass of arithmetic.SumTask with
                           valid_answers(n)  -> [the balanced answer]
                           is_correct(n, completion) -> True only for it (same format rules)
                           sft_data(correct_fraction) -> the SFT pool with the balanced answer as the
@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 import train_reasoning
-from train_reasoning import SumTask
+from arithmetic import SumTask
 
 
 class SingleAnswerTask(SumTask):

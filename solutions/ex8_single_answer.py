@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import train_reasoning
-from train_reasoning import SumTask
+from arithmetic import SumTask
 
 
 class SingleAnswerTask(SumTask):

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import train_reasoning as tr
+from arithmetic import SumTask
 
-TASK = tr.SumTask()
+TASK = SumTask()
 
 
 def brute_force_correct(n: int, alphabet: str = "0123456789+=", max_len: int = 5) -> set:
