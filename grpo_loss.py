@@ -104,6 +104,17 @@ def grpo_loss(
         # max of the two negatives = -min(...): the pessimistic of the clipped and unclipped terms.
         loss = torch.maximum(loss, -clipped * advantages)
     if kl_coef > 0:
-        log_ref_ratio = logp_ref.detach() - logp
-        loss = loss + kl_coef * (torch.exp(log_ref_ratio) - log_ref_ratio - 1)
+        loss = loss + kl_coef * k3_penalty(logp, logp_ref)
     return reduce_loss(loss, mask, reduction)
+
+
+def k3_penalty(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """The k3 estimate of KL(pi_theta || pi_ref), elementwise: exp(r) - r - 1 with r = logp_ref - logp.
+
+    Any shape; the caller masks and reduces (reduce_loss). It is >= 0 and 0 exactly where the two
+    policies agree. Its gradient is (1 - exp(logp_ref - logp)) grad logp: it pulls logp down where
+    the policy is above the reference and up where it is below. The reference is a fixed anchor, so
+    it is detached: a gradient into pi_ref would move the anchor towards the policy.
+    """
+    log_ref_ratio = logp_ref.detach() - logp
+    return torch.exp(log_ref_ratio) - log_ref_ratio - 1
