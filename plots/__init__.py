@@ -30,7 +30,13 @@ METHOD_COLORS = {
     "sft": "#6a3d9a",
     "grpo": "#d62728",
     "lad": "#1f77b4",
+    # the GPT chapter's anchored variants: the same hue family as their loss, told apart by line style
+    "grpo-kl": "#ff7f0e",
+    "lad-kl": "#17becf",
+    "lad-fixed": "#2ca02c",
 }
+# Line styles, so that five curves stay distinguishable in grey scale and for colour-blind readers.
+METHOD_LINESTYLES = {"grpo-kl": "--", "lad-kl": "--", "lad-fixed": "-."}
 # A few more for sweeps (divergences, eta values, ...), in a fixed order.
 EXTRA_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 DPI = 120
@@ -98,7 +104,8 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=N
         x, y = _as_numpy(values[0]), _as_numpy(values[1])
         any_positive |= bool((np.isfinite(y) & (y > 0)).any())
         color = color_for(name, i)
-        ax.plot(x, y, color=color, label=name, marker=marker, markersize=3)
+        ax.plot(x, y, color=color, label=name, marker=marker, markersize=3,
+                linestyle=METHOD_LINESTYLES.get(name, "-"))
         if len(values) == 3:
             std = _as_numpy(values[2])
             ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0)
