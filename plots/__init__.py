@@ -15,7 +15,14 @@ in CI. Usage:
     fig, ax = plt.subplots()
     plot_distribution(ax, target, {"lad": pi_lad, "grpo": pi_grpo})
     save_figure(fig, "plots/example.png")
+
+The scripts' output files go through two more helpers: `output_path_problem(path, kind)` says, before
+any training, why a figure, metrics file or folder could not be written (so a bad path is a one-line
+command-line error, not a traceback at the end of a long run), and `write_metrics_json(path, metrics)`
+writes the metrics.
 """
+import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -160,4 +167,59 @@ def save_figure(fig, path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files: check where they go before the work, write the metrics after it.
+# ---------------------------------------------------------------------------------------------
+
+OUTPUT_KINDS = ("file", "figure", "dir")
+
+
+def output_path_problem(path, kind: str = "file") -> str | None:
+    """Why `path` cannot be written, in a few words for a command-line error, or None if it can.
+
+    kind: "file" (any file, e.g. a metrics JSON), "figure" (a file whose suffix matplotlib can
+    write: .png, .pdf, .svg, .gif, ...) or "dir" (a folder that files will be written into).
+    Nothing is created: the check looks at what exists. A missing parent folder is fine (the writers
+    create it) unless the nearest existing ancestor is a regular file or a folder this user may not
+    write to.
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {list(OUTPUT_KINDS)}, got {kind!r}")
+    path = Path(path)
+    if kind == "figure":
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        formats = FigureCanvasAgg.get_supported_filetypes()
+        if path.suffix.lower().lstrip(".") not in formats:
+            return "a figure's name must end in one of " + ", ".join("." + f for f in sorted(formats))
+    if path.exists():
+        if kind == "dir":
+            if not path.is_dir():
+                return "exists and is not a folder"
+            if not os.access(path, os.W_OK | os.X_OK):
+                return "is a folder this user may not write to"
+            return None
+        if path.is_dir():
+            return "is a folder, not a file"
+        if not os.access(path, os.W_OK):
+            return "exists and this user may not overwrite it"
+        return None
+    for ancestor in path.parents:  # the nearest one that exists decides
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is a regular file, so nothing can be written under it"
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                return f"this user may not create anything in {ancestor}"
+            return None
+    return None
+
+
+def write_metrics_json(path, metrics: dict) -> Path:
+    """Write `metrics` as indented JSON to `path` (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
     return path

@@ -1,10 +1,14 @@
-"""Tests of the plotting helpers: what they draw, and their errors."""
+"""Tests of the plotting helpers: what they draw, their errors, and the checks of output paths."""
+import json
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-from plots import color_for, plot_curves, plot_distribution, save_figure
+import plots
+from plots import color_for, output_path_problem, plot_curves, plot_distribution, save_figure, write_metrics_json
 
 
 def test_distribution_draws_the_target_and_one_bar_per_outcome_per_method(tmp_path):
@@ -46,3 +50,65 @@ def test_log_axis_survives_curves_with_nothing_to_show():
     plot_curves(ax, {"grpo": ([0, 1], [1.0, 10.0])}, logy=True)
     assert ax.get_yscale() == "log"
     plt.close(fig)
+
+
+def test_output_paths_that_can_be_written_have_no_problem_and_nothing_is_created(tmp_path):
+    assert output_path_problem(tmp_path / "m.json") is None
+    assert output_path_problem(tmp_path / "new" / "deeper" / "m.json") is None  # parents get created
+    assert output_path_problem(tmp_path / "new" / "figure.png", "figure") is None
+    assert output_path_problem(tmp_path / "new" / "figures", "dir") is None
+    assert output_path_problem(tmp_path, "dir") is None
+    existing = tmp_path / "old.json"
+    existing.write_text("{}")
+    assert output_path_problem(existing) is None  # overwriting a file is allowed
+    assert sorted(os.listdir(tmp_path)) == ["old.json"], "the check must not create anything"
+
+
+def test_a_directory_where_a_file_should_go_is_a_problem(tmp_path):
+    """The bug it catches: --metrics-json pointing at a folder failed only after all the training."""
+    assert "folder" in output_path_problem(tmp_path)
+    (tmp_path / "fig.png").mkdir()
+    assert "folder" in output_path_problem(tmp_path / "fig.png", "figure")
+
+
+def test_a_regular_file_above_the_path_is_a_problem_and_is_named(tmp_path):
+    """The bug it catches: --figure or --out-dir under a regular file ended in an OSError traceback."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    for kind, name in [("file", "m.json"), ("figure", "f.png"), ("dir", "figures")]:
+        problem = output_path_problem(blocker / "sub" / name, kind)
+        assert problem is not None and str(blocker) in problem and "regular file" in problem
+    assert "not a folder" in output_path_problem(blocker, "dir")
+
+
+def test_a_figure_needs_a_suffix_matplotlib_can_write(tmp_path):
+    for name in ["f.png", "f.PDF", "f.svg", "f.gif"]:
+        assert output_path_problem(tmp_path / name, "figure") is None, name
+    for name in ["f.json", "f", "f.pngx"]:
+        assert ".png" in output_path_problem(tmp_path / name, "figure"), name
+
+
+def test_a_folder_this_user_may_not_write_to_is_a_problem(tmp_path, monkeypatch):
+    """Simulated with os.access (a root user may write anywhere, so chmod alone cannot show it)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    (folder / "m.json").write_text("{}")
+    monkeypatch.setattr(plots.os, "access", lambda path, mode: not str(path).startswith(str(folder)))
+    assert "may not" in output_path_problem(folder / "new.json")
+    assert "may not" in output_path_problem(folder / "deeper" / "new.json")
+    assert "may not" in output_path_problem(folder / "m.json")
+    assert "may not" in output_path_problem(folder, "dir")
+    assert output_path_problem(tmp_path / "elsewhere.json") is None
+
+
+def test_unknown_output_kind_is_a_value_error():
+    with pytest.raises(ValueError, match="kind"):
+        output_path_problem("x.json", "folder")
+
+
+def test_metrics_json_creates_its_folder_and_round_trips(tmp_path):
+    metrics = {"lad": {"tv": 0.001, "modes": [1, 2, 3]}, "settings": {"seed": 0}}
+    path = write_metrics_json(tmp_path / "a" / "b" / "m.json", metrics)
+    assert path == tmp_path / "a" / "b" / "m.json"
+    assert json.loads(path.read_text()) == metrics
+    assert path.read_text().startswith('{\n  "lad"')  # indented, for a reader and for diffs
