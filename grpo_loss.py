@@ -41,11 +41,11 @@ def group_advantages(
         group_size: G, the number of responses sampled per prompt (>= 2).
         normalize: divide by the group's standard deviation (GRPO). False only subtracts the group
             mean (the "Dr. GRPO" variant).
-        eps: added to the standard deviation.
+        eps: added to the standard deviation (>= 0, finite).
 
     Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
     G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are all
-    equal carries no signal and gets advantage 0 (std = 0, so 0 / eps = 0, never NaN).
+    equal carries no signal and gets advantage exactly 0, for every eps >= 0, never NaN.
     """
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
         raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
@@ -55,13 +55,19 @@ def group_advantages(
         raise ValueError(
             f"rewards has {rewards.numel()} elements, which is not a multiple of group_size={group_size}"
         )
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    if not 0 <= eps < float("inf"):  # also catches NaN
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
     groups = rewards.reshape(-1, group_size)
     centred = groups - groups.mean(dim=1, keepdim=True)
+    # A group of equal rewards is caught by comparing the rewards themselves, not by its std: the
+    # rounded mean need not equal them (eight float32 3.3s average to 3.2999997), and that
+    # rounding error divided by a std of the same size would be an advantage of 0.19; with eps = 0
+    # the plain formula is 0 / 0.
+    constant = (groups == groups[:, :1]).all(dim=1, keepdim=True)
     if normalize:
-        centred = centred / (groups.std(dim=1, keepdim=True) + eps)
-    return centred.reshape(-1)
+        std = groups.std(dim=1, keepdim=True)
+        centred = centred / torch.where(constant, torch.ones_like(std), std + eps)
+    return torch.where(constant, torch.zeros_like(centred), centred).reshape(-1)
 
 
 def grpo_loss(

@@ -32,6 +32,35 @@ def test_constant_group_with_default_eps_is_zero_and_finite():
     assert torch.equal(adv, torch.zeros(6))
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-6, 1.0])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a_constant_group_gets_exactly_zero_for_any_eps(eps, normalize):
+    """Two bugs: eps = 0 gave 0/0 = NaN, and in float32 the rounded mean of eight 3.3s is not 3.3,
+    so the rounding error divided by a std of the same size came out as an advantage of 0.19."""
+    for value in [0.7, 3.3, -2.9, 1 / 3, 1e6 + 0.1]:
+        for group_size in (3, 8):
+            rewards = torch.cat([torch.full((group_size,), value), torch.arange(group_size, dtype=torch.float32)])
+            adv = group_advantages(rewards, group_size, normalize=normalize, eps=eps)
+            assert torch.equal(adv[:group_size], torch.zeros(group_size)), (value, group_size, adv[:group_size])
+            assert adv[group_size:].abs().max() > 0  # the varied group keeps its signal
+            assert torch.isfinite(adv).all()
+
+
+def test_eps_is_added_to_the_std_with_a_margin_a_test_can_see():
+    """With the default eps = 1e-6 a bug that ignored eps is off by about 1e-6, invisible to a loose
+    tolerance. Here ignoring eps is off by 0.18 (eps = 0.5) and adding it to the variance by 0.11."""
+    rewards = torch.tensor([0.0, 2.0], dtype=torch.float64)  # mean 1, unbiased std sqrt(2)
+    for eps in (0.0, 0.5, 2.0):
+        expected = 1 / (math.sqrt(2) + eps)
+        assert group_advantages(rewards, 2, eps=eps).tolist() == pytest.approx([-expected, expected], rel=1e-12)
+
+
+@pytest.mark.parametrize("eps", [-1e-6, float("nan"), float("inf")])
+def test_bad_eps(eps):
+    with pytest.raises(ValueError, match="eps"):
+        group_advantages(torch.zeros(4), 2, eps=eps)
+
+
 @pytest.mark.parametrize("group_size", [1, 0, -2, 2.5, True])
 def test_bad_group_size(group_size):
     with pytest.raises(ValueError, match="group_size"):
@@ -110,6 +139,43 @@ def test_token_level_mask_mean():
     per_token = grpo_loss(logp, logp_old, advantages, reduction="none")
     assert per_token.shape == (2, 5)
     assert grpo_loss(logp, logp_old, advantages, mask=mask).item() == pytest.approx(per_token[mask].mean().item())
+
+
+def test_token_level_mask_gives_the_hand_computed_loss_and_no_gradient_to_padding():
+    """Token level, advantages [batch] broadcast over tokens, a mask with padding that holds log 0.
+    Bugs it catches: the mean taken over every token instead of the unmasked ones; padding not
+    replaced before exp (exp(-inf - -inf) = NaN poisons the sum and the gradient); the broadcast of
+    one advantage per sequence over the wrong axis."""
+    logp_values = torch.tensor([[-1.0, -0.5, -float("inf")], [-2.0, -0.1, -0.3]], dtype=torch.float64)
+    logp_old = torch.tensor([[-1.2, -0.5, -float("inf")], [-1.0, -0.2, -0.3]], dtype=torch.float64)
+    advantages = torch.tensor([1.5, -0.5], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    logp = logp_values.clone().requires_grad_(True)
+    loss = grpo_loss(logp, logp_old, advantages, clip_eps=0.2, mask=mask)
+    loss.backward()
+
+    ratios = [math.exp(-1.0 + 1.2), 1.0, math.exp(-2.0 + 1.0), math.exp(-0.1 + 0.2), 1.0]
+    token_advantages = [1.5, 1.5, -0.5, -0.5, -0.5]
+    per_token = [-min(r * a, min(max(r, 0.8), 1.2) * a) for r, a in zip(ratios, token_advantages)]
+    assert loss.item() == pytest.approx(sum(per_token) / 5, rel=1e-12)
+    # d/dlogp of -r A is -r A / 5 where the unclipped term is the one taken, 0 where the clip acts
+    # (ratio e^0.2 = 1.22 > 1.2 with A > 0, and e^-1 = 0.37 < 0.8 with A < 0); padding gets exactly 0
+    expected_grad = torch.tensor([[0.0, -1.5 / 5, 0.0], [0.0, 0.5 * ratios[3] / 5, 0.5 / 5]],
+                                 dtype=torch.float64)
+    assert torch.allclose(logp.grad, expected_grad, rtol=1e-12, atol=0)
+    summed = grpo_loss(logp_values, logp_old, advantages, clip_eps=0.2, mask=mask, reduction="sum")
+    assert summed.item() == pytest.approx(sum(per_token), rel=1e-12)
+    none = grpo_loss(logp_values, logp_old, advantages, clip_eps=0.2, mask=mask, reduction="none")
+    assert none.shape == (2, 3) and none[0, 2] == 0 and torch.isfinite(none).all()
+
+
+def test_token_level_per_token_advantages_are_used_as_given():
+    """advantages [batch, tokens]: each token its own A (a bug that averaged them per row would pass
+    the broadcast test above but not this one)."""
+    logp = torch.zeros(2, 2, dtype=torch.float64)
+    advantages = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)
+    per_token = grpo_loss(logp, logp, advantages, reduction="none")
+    assert torch.equal(per_token, -advantages)  # ratio 1: the loss is -A
 
 
 @pytest.mark.parametrize("kwargs, match", [
