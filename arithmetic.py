@@ -73,13 +73,20 @@ class SumTask:
         return [f"{a}+{n - a}." for a in range(1, n)]
 
     @staticmethod
-    def is_correct(n: int, completion: str) -> bool:
-        """The verifier: exactly "a+b." with decimal a, b >= 1, no leading zeros, a + b = n."""
+    def is_well_formed(completion: str) -> bool:
+        """The answer's format: "a+b." with decimal a, b >= 1 and no leading zeros, whatever the sum.
+        A well-formed answer is either correct or a wrong sum; anything else is malformed."""
         if not completion.endswith(".") or completion.count("+") != 1:
             return False
         a, b = completion[:-1].split("+")
-        if not (a.isdigit() and b.isdigit()) or a[0] == "0" or b[0] == "0":  # also rejects "" and 0
+        return a.isdigit() and b.isdigit() and a[0] != "0" and b[0] != "0"  # also rejects "" and 0
+
+    @staticmethod
+    def is_correct(n: int, completion: str) -> bool:
+        """The verifier: exactly "a+b." with decimal a, b >= 1, no leading zeros, a + b = n."""
+        if not SumTask.is_well_formed(completion):
             return False
+        a, b = completion[:-1].split("+")
         return int(a) + int(b) == n
 
     def sft_data(self, correct_fraction: float):

@@ -22,7 +22,6 @@ Two choices that matter for RL and not for ordinary language modelling:
 
 Run `python tiny_lm.py` to print the parameter count of the default configuration.
 """
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,25 +48,19 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)  # queries, keys and values in one matmul
         self.proj = nn.Linear(config.n_embd, config.n_embd)
-        # The causal mask: a lower-triangular matrix of ones. It is a buffer, not a parameter: it moves
-        # with .to(device), the optimiser never touches it, and (non-persistent) it is rebuilt from the
-        # config instead of being stored in checkpoints.
-        mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask.view(1, 1, config.block_size, config.block_size), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # [B, T, C] -> [B, n_head, T, head_size]: every head attends on its own slice of the channels.
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        # Scaled dot products. Dividing by sqrt(head_size) keeps the scores' variance near 1 at
-        # initialisation, so the softmax starts soft instead of picking one position.
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        # Causality: a position must not see the characters after it, or predicting the next character
-        # would be copying it. -inf becomes probability 0 after the softmax.
-        att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
-        att = F.softmax(att, dim=-1)
-        y = att @ v  # [B, n_head, T, head_size]
+        # One fused call computes, for every head,
+        #     softmax(q k^T / sqrt(head_size) + causal) v,   causal[t, s] = 0 if s <= t else -inf.
+        # Dividing by sqrt(head_size) keeps the scores' variance near 1 at initialisation, so the
+        # softmax starts soft instead of picking one position. The causal mask stops a position from
+        # seeing the characters after it (else predicting the next character would be copying it).
+        # Written out with a mask and a softmax the result is the same, about twice as slow on a CPU.
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, n_head, T, head_size]
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.proj(y)
 

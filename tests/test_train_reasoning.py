@@ -62,13 +62,37 @@ def test_sft_data_mixes_correct_and_wrong_answers_in_the_requested_proportion():
     assert torch.equal(mask.sum(1), torch.tensor([len(t) for t in texts]))
 
 
-def test_bad_arguments_are_rejected_with_the_argument_named(capsys):
+def test_bad_arguments_are_rejected_before_any_work_with_the_flag_named(capsys, tmp_path):
+    """Each bad value must stop parse_args with an argparse error (exit 2) that names its flag, not
+    crash later in training or after it (a NaN learning rate, an unwritable metrics file)."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
     for argv, name in [(["--group-size", "1"], "--group-size"), (["--eta", "0"], "--eta"),
-                       (["--eval-samples", "4"], "--eval-samples"), (["--method", "ppo"], "--method"),
-                       (["--sft-correct-fraction", "1.5"], "--sft-correct-fraction")]:
-        with pytest.raises(SystemExit):
+                       (["--eval-samples", "4"], "--eval-samples"), (["--methods", "ppo"], "--methods"),
+                       (["--methods", "lad", "lad"], "--methods"),
+                       (["--sft-correct-fraction", "1.5"], "--sft-correct-fraction"),
+                       (["--kl-coef", "-1"], "--kl-coef"), (["--kl-coef", "nan"], "--kl-coef"),
+                       (["--lr", "inf"], "--lr"), (["--eta", "nan"], "--eta"), (["--clip-eps", "-inf"], "--clip-eps"),
+                       (["--metrics-json", str(tmp_path)], "--metrics-json"),
+                       (["--out-dir", str(a_file / "figures")], "--out-dir"),
+                       (["--run-dir", str(a_file)], "--run-dir")]:
+        with pytest.raises(SystemExit) as exit_info:
             tr.parse_args(argv)
-        assert name in capsys.readouterr().err
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert name in err.splitlines()[-1], (argv, err)
+
+
+def test_quick_shrinks_only_what_is_not_given_and_never_writes_to_plots():
+    full, quick = tr.parse_args([]), tr.parse_args(["--quick"])
+    assert full.out_dir == "plots" and quick.out_dir != "plots" and not quick.out_dir.startswith("plots")
+    assert quick.iterations < full.iterations and quick.n_embd < full.n_embd
+    explicit = tr.parse_args(["--quick", "--iterations", "7", "--n-embd", "48", "--out-dir", "elsewhere"])
+    assert (explicit.iterations, explicit.n_embd, explicit.out_dir) == (7, 48, "elsewhere")
+    assert explicit.eval_every == quick.eval_every  # the rest still shrinks
+    assert full.kl_coef == full.eta and tr.parse_args(["--eta", "0.5"]).kl_coef == 0.5  # one pi* for both anchors
+    assert tr.parse_args(["--kl-coef", "0.1"]).kl_coef == 0.1
+    assert full.methods == list(tr.METHODS)
 
 
 def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tmp_path):
@@ -81,15 +105,23 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
     assert (tmp_path / "fig" / "reasoning_training.png").stat().st_size > 0
     assert len(list((tmp_path / "runs").glob("sft-*.pt"))) == 1  # the cached warm start
     largest = max(TASK.heldout_n) - 1  # most correct answers any held-out prompt has
-    for name in ["sft", "grpo", "lad"]:
+    for name in ["sft", *tr.METHODS]:
         m = metrics[name]
         assert 0 <= m["accuracy"] <= m["pass_at_k"] <= 1
         assert 0 <= m["distinct_correct"] <= metrics["settings"]["eval_samples"]
         assert 1 - 1e-9 <= m["effective_correct"] <= largest
         assert 0 <= m["entropy_correct"] <= torch.log(torch.tensor(float(largest))).item()
-    assert metrics["settings"]["seed"] == [3] and metrics["lad_over_grpo_time"] > 0
+        assert 0 <= m["tv_shape"] <= 1 and 0 <= m["tv_to_target"] <= 1
+        assert m["wellformed_wrong"] + m["malformed"] == pytest.approx(1 - m["accuracy"])
+        assert m["train_exact_accuracy"] is not None
+    assert metrics["settings"]["seed"] == [3] and metrics["time_over_grpo"]["grpo"] == 1.0
+    assert set(metrics["time_over_grpo"]) == set(tr.METHODS)
+    d = metrics["differences"]["lad-kl - grpo-kl"]["effective_correct"]["per_seed"][0]
+    assert d == pytest.approx(metrics["lad-kl"]["effective_correct"] - metrics["grpo-kl"]["effective_correct"])
 
-    # A second run reuses the cached SFT checkpoint and reproduces every number.
-    again = tr.main(argv)
-    for name in ["sft", "grpo", "lad"]:
+    # A second run reuses the cached SFT checkpoint and reproduces every number, whichever variants
+    # run beside (each variant has its own random streams).
+    again = tr.main(argv[:-6] + ["--methods", "lad-fixed", "grpo-kl", "--out-dir", str(tmp_path / "fig2"),
+                                 "--run-dir", str(tmp_path / "runs")])
+    for name in ["sft", "lad-fixed", "grpo-kl"]:
         assert again[name]["per_seed"] == returned[name]["per_seed"]

@@ -1,0 +1,172 @@
+"""Tests of the GPT chapter's RL loop (train_reasoning.py): that each variant's update points the right
+way, that rewards and advantages belong to the completions they score, which model samples and which
+anchors, the k3 penalty, and the target pi* with its exact distance."""
+import math
+
+import pytest
+import torch
+
+import train_reasoning as tr
+from arithmetic import SumTask
+from grpo_loss import group_advantages, k3_penalty
+from tiny_lm import GPT, GPTConfig
+
+TASK = SumTask()
+
+
+def small_args(**overrides) -> tr.Args:
+    args = tr.Args(n_embd=32, n_head=2, prompts_per_iteration=3, group_size=4, updates_per_batch=1,
+                   kl_coef=0.25, device="cpu")
+    for k, v in overrides.items():
+        setattr(args, k, v)
+    return args
+
+
+def small_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    config = GPTConfig(vocab_size=len(TASK.chars), block_size=TASK.PROMPT_LEN + TASK.MAX_COMPLETION,
+                       n_layer=1, n_head=2, n_embd=32)
+    return GPT(config)
+
+
+def two_answer_batch(model: GPT, n: int = 37, texts=("12+25.", "9+9.")) -> dict:
+    """One group of two completions of prompt n: the first rewarded (A > 0), the second not (A < 0).
+    pi_old and pi_sft are the model itself, as at the start of RL."""
+    completions, mask = TASK.completions(list(texts))
+    prompts = TASK.prompts([n] * len(texts))
+    rewards = torch.tensor([float(TASK.is_correct(n, t)) for t in texts])
+    with torch.no_grad():
+        logp_old = model.completion_logprobs(prompts, completions, mask)
+    return {"ns": [n], "prompts": prompts, "completions": completions, "mask": mask, "rewards": rewards,
+            "advantages": group_advantages(rewards, len(texts)), "logp_old": logp_old,
+            "logp_ref": logp_old.clone()}
+
+
+def sequence_logp(model: GPT, batch: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"]).sum(1)
+
+
+@pytest.mark.parametrize("lad_ratio", ["token", "sequence"])
+@pytest.mark.parametrize("method", tr.METHODS)
+def test_one_update_raises_the_rewarded_completion_and_lowers_the_unrewarded_one(method, lad_ratio):
+    """Catches a flipped sign anywhere in a variant's loss (policy term or its wiring into the step).
+    Plain SGD with a small step, so the change follows the gradient to first order."""
+    model = small_model()
+    batch = two_answer_batch(model)
+    assert batch["advantages"][0] > 0 > batch["advantages"][1]
+    before = sequence_logp(model, batch)
+    tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.05), batch, small_args(lad_ratio=lad_ratio))
+    after = sequence_logp(model, batch)
+    assert after[0] > before[0] + 1e-4, "the rewarded completion should become more likely"
+    assert after[1] < before[1] - 1e-4, "the unrewarded completion should become less likely"
+
+
+class ScriptedSampler:
+    """Stands in for a GPT in sample_batch: for each prompt n, alternately a correct answer of n and a
+    correct answer of n + 1 (wrong for n). Scoring a completion against any other prompt than its own
+    changes the rewards."""
+
+    def sample(self, prompts, max_new_tokens, end_token, num_samples, generator=None):
+        texts = []
+        for row in prompts.tolist():
+            n = int(TASK.decode(row)[:-1])
+            texts += [f"1+{n - 1}." if i % 2 == 0 else f"1+{n}." for i in range(num_samples)]
+        completions, mask = TASK.completions(texts)
+        return completions, torch.zeros(completions.shape), mask
+
+
+def test_sample_batch_scores_each_completion_against_its_own_prompt_and_normalises_by_group():
+    args = small_args(prompts_per_iteration=5, group_size=4)
+    batch = tr.sample_batch(ScriptedSampler(), TASK, args, torch.Generator().manual_seed(0),
+                            torch.Generator().manual_seed(1))
+    G = args.group_size
+    assert len(set(batch["ns"])) > 1, "the test needs several distinct prompts"
+    assert batch["rewards"].tolist() == [1.0, 0.0] * (len(batch["ns"]) * G // 2)
+    for i, (prompt, completion) in enumerate(zip(batch["prompts"].tolist(), batch["completions"].tolist())):
+        n = batch["ns"][i // G]
+        assert TASK.decode(prompt) == f"{n}=", "prompt rows must line up with their completions"
+        assert TASK.decode(completion) in (f"1+{n - 1}.", f"1+{n}.")
+    assert torch.allclose(batch["advantages"], group_advantages(batch["rewards"], G))
+    assert batch["advantages"][0] == pytest.approx(0.5 / math.sqrt(1 / 3), rel=1e-5)  # normalised, not just centred
+
+
+def test_lad_fixed_samples_from_the_frozen_sft_model_and_the_others_from_the_policy(tmp_path):
+    """Catches lad-fixed quietly sampling from the policy (then it is plain lad), or a reference that
+    trains along with the policy (then the anchor moves)."""
+    path = small_model().save(tmp_path / "sft.pt")
+    args = small_args()
+    sft_params = [p.detach().clone() for p in GPT.load(path).parameters()]
+    for method in tr.METHODS:
+        model, sampler, reference = tr.rl_models(method, path, args)
+        if method == "lad-fixed":
+            assert sampler is not model and not any(p.requires_grad for p in sampler.parameters())
+        else:
+            assert sampler is model
+        assert (reference is not None) == method.endswith("-kl")
+        batch = tr.sample_batch(sampler, TASK, args, torch.Generator().manual_seed(0),
+                                torch.Generator().manual_seed(1), reference)
+        # the batch's logp_old is the sampler's own log-probability of the tokens it drew
+        assert torch.allclose(batch["logp_old"], sampler.completion_logprobs(
+            batch["prompts"], batch["completions"], batch["mask"]).detach(), atol=1e-5)
+        # An untrained model is never right, so every advantage would be 0 and nothing would move:
+        # give each group two rewarded completions for the update.
+        batch["advantages"] = group_advantages(torch.tensor([1.0, 0.0] * (len(batch["rewards"]) // 2)), args.group_size)
+        tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.5), batch, args)
+        assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), sft_params)), "the policy trains"
+        for frozen in [m for m in (sampler, reference) if m is not None and m is not model]:
+            assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), sft_params)), "the anchor stays put"
+
+
+def test_k3_gradient_is_one_minus_the_reference_ratio_and_never_reaches_the_reference():
+    """Catches a dropped .detach() on logp_ref (the reference would get a gradient) and a k3 term with
+    the ratio the wrong way round (the gradient would be exp(logp - logp_ref) - 1)."""
+    logp = torch.tensor([-0.5, -2.0, -7.0, -0.1], requires_grad=True)
+    logp_ref = torch.tensor([-1.5, -2.0, -3.0, -4.0], requires_grad=True)
+    k3_penalty(logp, logp_ref).sum().backward()
+    expected = 1 - torch.exp(logp_ref.detach() - logp.detach())
+    assert torch.allclose(logp.grad, expected, rtol=1e-5)
+    assert logp_ref.grad is None
+    assert float(k3_penalty(logp.detach(), logp.detach()).abs().max()) == 0.0  # zero where the policies agree
+
+
+@pytest.mark.parametrize("base", ["grpo", "lad"])
+def test_the_kl_variants_add_exactly_kl_coef_times_the_token_mean_k3_to_their_loss(base):
+    """The -kl variants are the base loss plus beta * k3, the same term for GRPO and LAD; the
+    reference log-probabilities never receive a gradient through the loss."""
+    model = small_model()
+    batch = two_answer_batch(model)
+    batch["logp_ref"] = (batch["logp_old"] - 0.3 * batch["mask"]).requires_grad_(True)  # an anchor != pi
+    args = small_args(kl_coef=0.7)
+    anchored = tr.policy_loss(f"{base}-kl", model, batch, args)
+    plain = tr.policy_loss(base, model, batch, args)
+    logp = model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"]).detach()
+    r = (batch["logp_ref"].detach() - logp)[batch["mask"]]
+    assert float((anchored - plain).detach()) == pytest.approx(0.7 * float((r.exp() - r - 1).mean()), rel=1e-5)
+    anchored.backward()
+    assert batch["logp_ref"].grad is None
+
+
+def test_target_keeps_the_sft_shape_among_correct_answers_and_its_accuracy_is_lemma_3_1s():
+    p_sft = torch.tensor([0.05, 0.15, 0.10], dtype=torch.float64)  # P_sft(correct) = 0.3
+    eta = 0.25
+    target = tr.target_distribution(p_sft, eta)
+    assert float(target.sum()) == pytest.approx(1.0, abs=1e-12)
+    assert torch.allclose(target[:-1] / target[:-1].sum(), p_sft / p_sft.sum())
+    # By hand: A+ = sqrt(0.7/0.3), A- = -sqrt(0.3/0.7); pi*(correct) = 0.3 e^{A+/eta} / Z.
+    up, down = 0.3 * math.exp(math.sqrt(0.7 / 0.3) / eta), 0.7 * math.exp(-math.sqrt(0.3 / 0.7) / eta)
+    assert float(target[:-1].sum()) == pytest.approx(up / (up + down), rel=1e-9)
+
+
+def test_exact_tv_of_the_sft_model_is_its_accuracy_gap_to_the_target():
+    """pi* has pi_sft's shape among the correct answers, so TV(pi_sft, pi*) = pi*(correct) -
+    pi_sft(correct) exactly, and the shape part is 0: an independent check of exact_metrics."""
+    model = small_model(3)
+    ns = TASK.heldout_n[:4]
+    probs = tr.answer_probabilities(model, TASK, ns)
+    targets = [tr.target_distribution(p, 0.25) for p in probs]
+    metrics = tr.exact_metrics(model, TASK, ns, targets)
+    gap = sum(float(t[:-1].sum() - p.sum()) for p, t in zip(probs, targets)) / len(ns)
+    assert metrics["tv_to_target"] == pytest.approx(gap, rel=1e-6)
+    assert metrics["tv_shape"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["exact_accuracy"] == pytest.approx(sum(float(p.sum()) for p in probs) / len(ns), rel=1e-9)
