@@ -2,6 +2,24 @@
 
 A short lesson before the code.
 
+If you know PPO: LAD is a policy gradient with another advantage
+----------------------------------------------------------------
+PPO and GRPO push each response y sampled from pi_old along ratio * A(y) * grad log pi_theta(y),
+with ratio = pi_theta(y) / pi_old(y), until the clip stops the push at ratio 1 +- clip_eps. LAD's
+gradient (derived below) has the same form with A(y) replaced by
+
+    -f'(x_y),        x_y = ratio / exp(A(y) / eta),
+
+the ratio measured against its own target exp(A/eta), where f is a convex function (one of six
+f-divergences) and f' is increasing. At ratio 1 the weight -f'(exp(-A/eta)) is large for a good
+response and small or negative for a bad one, like an advantage. Unlike PPO's constant A, it falls
+as the ratio grows and, for the generators with f'(1) = 0 (the paper's Jensen-Shannon among them),
+passes through zero exactly when the ratio reaches exp(A/eta): a response that already has the
+probability its advantage earns is no longer pushed, and one that overshoots is pushed back. No clip
+is needed. `python -m plots.gradient_weights` draws this weight against the ratio for each divergence,
+beside GRPO's clipped one, from autograd on the two losses (plots/gradient_weights.png). The rest of
+the lesson says where the target exp(A/eta) comes from and why matching it is the right goal.
+
 Lemma 3.1: the best trust-region step is a distribution, not an arm
 -------------------------------------------------------------------
 PPO and GRPO maximise the expected advantage while staying close to the policy that sampled the
@@ -21,10 +39,11 @@ The paper reads this as an equality between two distributions over responses:
 
 with Z_pi and Z_A sums over every response. pi_theta is optimal exactly when P_pi = P_A: then
 pi_theta / pi_old is proportional to exp(A/eta), i.e. pi_theta is the target policy
-pi_old * exp(A/eta) / Z. That policy is what our figures draw as "the target P_A" (with a uniform
-pi_old, as in the bandit, the two are the same distribution). GRPO only climbs towards higher
-advantage and, step after step, piles all the mass on one response. LAD instead *matches* P_A: every
-response keeps the probability that its advantage earns.
+pi* = pi_old * exp(A/eta) / Z. P_A leaves pi_old out (it is the target of the ratio pi/pi_old, not
+of the policy); pi* is the policy, and it is what every figure draws as "the target pi*" (with a
+uniform pi_old, as in the bandit, the two coincide). GRPO only climbs towards higher advantage and,
+step after step, piles all the mass on one response. LAD instead *matches* P_A: every response keeps
+the probability that its advantage earns.
 
 Lemma 3.2: a practical objective with the same minimiser
 --------------------------------------------------------
@@ -42,8 +61,10 @@ multiplier lambda times the constraint's derivative gives, for every y,
 
 When f is strictly convex, f' is strictly increasing, so the argument is the same number for every y:
 r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta). Two
-responses with *equal* advantage therefore keep their relative probabilities: LAD has no reason to
-prefer one of two equally good answers, which is why it does not collapse. Total variation is convex
+responses with *equal* advantage therefore keep their relative probabilities: at the minimiser of
+this exact objective (the expectation over every response, optimised to the end) LAD has no reason
+to prefer one of two equally good answers, which is why it does not collapse there. A loss estimated
+from a few samples and a few optimiser steps only approaches that point. Total variation is convex
 but not strictly (its f' is flat on both sides of 1): unless Z = E_{pi_old}[exp(A/eta)] = 1, a whole
 set of policies minimises it (with Z > 1, every policy with pi_theta(y) <= pi_old(y) * exp(A(y)/eta)
 for all y), and which one training reaches is left to chance.
@@ -66,12 +87,14 @@ there; KL and reverse KL, written as in the paper's table, have f'(1) = 1 and -1
 
 Numerics
 --------
-exp(A/eta) and x overflow float32 long before the product exp(A/eta) * f(x) does, so we never form
-them. With u = logp - logp_old (the log ratio) and a = A / eta, the loss is the perspective of f,
-exp(a) * f(exp(u - a)), and each divergence below writes it with exp(u) and exp(a) only (each at most
-e^50 in the range we test) and log x = u - a. Near x = 1, where training converges, several textbook
-forms subtract nearly equal numbers; the forms below avoid that too, so the loss and its gradient
-keep float32's relative precision everywhere (the tests check them against float64).
+x = exp(u - a), with u = logp - logp_old (the log ratio) and a = A / eta, overflows float32 long
+before the loss does: with |u| and |a| up to 50, x reaches e^100, far beyond float32's e^88.7, while
+exp(A/eta) * f(x) stays below about e^55. So we never form x. The loss is the perspective of f,
+exp(a) * f(exp(u - a)), and each divergence below writes it with exp(u) and exp(a), which are
+formed (each at most e^50 in the range we test), and log x = u - a. Near x = 1, where training
+converges, several textbook forms subtract nearly equal numbers; the forms below avoid that too, so
+the loss and its gradient keep float32's relative precision everywhere (the tests check them against
+float64).
 
 Usage (the same call at the sequence or token level):
 
@@ -91,7 +114,8 @@ LOG_2 = 0.6931471805599453
 #
 # For each one: the generator f(x) and its derivative f'(x), as a reader would write them (take x,
 # return a tensor: good for plots and checks, but they overflow for large x), and `weighted_f(u, a)`,
-# which computes exp(a) * f(exp(u - a)) without forming exp(a) or x. That is the form the loss uses.
+# which computes exp(a) * f(exp(u - a)) from exp(u), exp(a) and log x = u - a, without forming x.
+# That is the form the loss uses.
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -251,6 +251,26 @@ def test_token_level_broadcasts_sequence_advantages_and_averages_unmasked_tokens
     assert none.shape == (3, 4) and (none[~mask] == 0).all()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_token_level_gradient_with_a_mask_is_f_prime_times_ratio_over_the_unmasked_count(name):
+    """Per-token advantages [batch, tokens] and an integer 0/1 mask. Bugs it catches: the mean taken
+    over every token instead of the 5 unmasked ones (a gradient 5/8 too small), padding that still
+    receives gradient, per-token advantages paired with the wrong tokens."""
+    gen = torch.Generator().manual_seed(7)
+    logp = (-torch.rand(2, 4, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    logp_old = -torch.rand(2, 4, generator=gen, dtype=torch.float64)
+    advantages = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    eta = 0.5
+    loss = lad_loss(logp, logp_old, advantages, eta=eta, divergence=name, mask=mask)
+    (grad,) = torch.autograd.grad(loss, logp)
+    ratio = torch.exp(logp.detach() - logp_old)
+    x = ratio / torch.exp(advantages / eta)
+    expected = DIVERGENCES[name].f_prime(x) * ratio * mask / 5
+    assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-15)
+    assert (grad[mask == 0] == 0).all()
+
+
 def test_masked_padding_cannot_poison_the_loss():
     logp = torch.tensor([[-1.0, -float("inf")]], requires_grad=True)  # padding: log 0
     logp_old = torch.tensor([[-1.2, -1.0]])
