@@ -2,7 +2,8 @@
 
 The whole tutorial draws two kinds of pictures:
   * bars over outcomes (the bandit's 50 arms, or the correct answers of an arithmetic prompt): the
-    advantage-induced target P_A in grey, each method's learned distribution beside it;
+    target policy pi* = pi_old * exp(A/eta) / Z of Lemma 3.1 in grey, each method's learned
+    distribution beside it;
   * curves over training (distance to the target, reward, entropy, ...), or one metric against
     another (diversity against accuracy).
 
@@ -60,8 +61,15 @@ def _as_numpy(values) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
+def _outline(ax, target: np.ndarray, **kwargs):
+    """The target's outline: a step line over the full width of every bar, from -0.5 to n - 0.5 (a
+    line through the bar centres would leave out half of the first and of the last bar)."""
+    edges = np.arange(len(target) + 1) - 0.5
+    return ax.step(edges, np.append(target, target[-1]), where="post", color="black", linewidth=0.8, **kwargs)
+
+
 def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability"):
-    """Bars over outcomes: the target in wide grey bars with a black outline drawn on top, each
+    """Bars over outcomes: the target pi* in grey bars with a black outline drawn on top, each
     learned distribution in narrower coloured bars side by side inside it (a perfect match fills the
     outline exactly).
 
@@ -79,7 +87,7 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
         target = _as_numpy(target)
         if len(target) != n:
             raise ValueError(f"target has {len(target)} outcomes but learned has {n}")
-        ax.bar(positions, target, width=0.9, color=METHOD_COLORS["target"], alpha=0.45, label="target $P_A$")
+        ax.bar(positions, target, width=1.0, color=METHOD_COLORS["target"], alpha=0.45, label=r"target $\pi^*$")
     width = 0.8 / max(len(series), 1)
     for i, (name, p) in enumerate(series.items()):
         if len(p) != n:
@@ -87,7 +95,7 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
         offset = (i - (len(series) - 1) / 2) * width
         ax.bar(positions + offset, p, width=width, color=color_for(name, i), label=name)
     if target is not None:  # on top, so the target stays visible where a bar covers it
-        ax.step(positions, target, where="mid", color="black", linewidth=0.8, zorder=3)
+        _outline(ax, target, zorder=3)
     if outcome_labels is not None:
         ax.set_xticks(positions)
         ax.set_xticklabels(outcome_labels, rotation=90 if n > 12 else 0, fontsize=8)
@@ -140,7 +148,7 @@ def animate_distributions(target, frames: dict, steps, path, fps: int = 12, titl
     bars = {}
     for i, (ax, (name, ps)) in enumerate(zip(axes[0], series.items())):
         bars[name] = ax.bar(positions, ps[0], width=0.8, color=color_for(name, i), label=name)
-        ax.step(positions, target, where="mid", color="black", linewidth=0.8, label="target $P_A$")
+        _outline(ax, target, label=r"target $\pi^*$")
         ax.set_ylim(0, 1.1 * max(target.max(), max(p.max() for p in ps)))  # fixed axes: the motion is real
         ax.set_xlabel("outcome")
         ax.legend(fontsize=8, frameon=False, loc="upper right")

@@ -1,5 +1,6 @@
 """Tests of the plotting helpers: what they draw, their errors, and the checks of output paths."""
 import json
+import math
 import os
 
 import matplotlib.pyplot as plt
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import plots
+from plots import gradient_weights
 from plots import color_for, output_path_problem, plot_curves, plot_distribution, save_figure, write_metrics_json
 
 
@@ -22,6 +24,19 @@ def test_distribution_draws_the_target_and_one_bar_per_outcome_per_method(tmp_pa
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     path = save_figure(fig, tmp_path / "deep" / "folder" / "d.png")
     assert path.stat().st_size > 0
+
+
+def test_the_target_outline_covers_the_whole_of_the_first_and_last_bars():
+    """The outline used to run from the first bar's centre to the last one's, leaving half of each out."""
+    fig, ax = plt.subplots()
+    target = [0.2, 0.3, 0.5]
+    plot_distribution(ax, target, {"lad": [0.2, 0.3, 0.5]})
+    (outline,) = ax.get_lines()
+    xs, ys = outline.get_xdata(), outline.get_ydata()
+    assert (min(xs), max(xs)) == (-0.5, 2.5)
+    assert ys[0] == 0.2 and ys[-1] == 0.5  # the first and the last bar's height at the outer edges
+    assert "pi^*" in ax.get_legend_handles_labels()[1][0]  # the drawn target is pi*, not the paper's P_A
+    plt.close(fig)
 
 
 def test_distribution_lengths_must_agree():
@@ -112,3 +127,42 @@ def test_metrics_json_creates_its_folder_and_round_trips(tmp_path):
     assert path == tmp_path / "a" / "b" / "m.json"
     assert json.loads(path.read_text()) == metrics
     assert path.read_text().startswith('{\n  "lad"')  # indented, for a reader and for diffs
+
+
+# ---- plots/gradient_weights.py: the per-sample weight of LAD and GRPO against the ratio ----
+
+
+@pytest.mark.parametrize("advantage", [0.5, -0.5])
+@pytest.mark.parametrize("name", sorted(gradient_weights.DIVERGENCES))
+def test_lad_weight_from_autograd_is_minus_f_prime_of_ratio_over_its_target(name, advantage):
+    """The lesson's claim, read off the real loss: a sign error, a missing division by the ratio, or
+    a weight computed against exp(-A/eta) instead of exp(A/eta) would each break it."""
+    ratios = torch.tensor([0.05, 0.5, 1.0, 3.0, 40.0], dtype=torch.float64)
+    weight = gradient_weights.gradient_weight(ratios, advantage, name, eta=0.25)
+    x = ratios / math.exp(advantage / 0.25)
+    assert torch.allclose(weight, -gradient_weights.DIVERGENCES[name].f_prime(x), rtol=1e-10, atol=1e-12)
+
+
+def test_grpo_weight_is_a_inside_the_trust_region_and_zero_past_the_clip():
+    ratios = torch.tensor([0.5, 0.9, 1.1, 1.3, 3.0], dtype=torch.float64)
+    up = gradient_weights.gradient_weight(ratios, 0.5, "grpo", clip_eps=0.2)
+    assert up.tolist() == pytest.approx([0.5, 0.5, 0.5, 0.0, 0.0])  # A > 0: stops above 1.2
+    down = gradient_weights.gradient_weight(ratios, -0.5, "grpo", clip_eps=0.2)
+    assert down.tolist() == pytest.approx([0.0, -0.5, -0.5, -0.5, -0.5])  # A < 0: stops below 0.8
+
+
+@pytest.mark.parametrize("advantage", [0.5, -0.5])
+def test_js_weight_changes_sign_where_the_ratio_reaches_exp_a_over_eta(advantage):
+    target = math.exp(advantage / 0.25)
+    below, above = gradient_weights.gradient_weight(
+        torch.tensor([0.99 * target, 1.01 * target], dtype=torch.float64), advantage, "js", eta=0.25)
+    assert below > 0 > above
+
+
+def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path, capsys):
+    figure = tmp_path / "w.png"
+    gradient_weights.main(["--figure", str(figure)])
+    assert figure.stat().st_size > 10_000
+    with pytest.raises(SystemExit) as info:
+        gradient_weights.main(["--figure", str(figure / "under_a_file.png")])
+    assert info.value.code == 2 and "--figure" in capsys.readouterr().err
