@@ -1,11 +1,13 @@
-"""Tests of the GPT chapter's RL loop (train_reasoning.py): that each variant's update points the right
-way, that rewards and advantages belong to the completions they score, which model samples and which
-anchors, the k3 penalty, and the target pi* with its exact distance."""
+"""Tests of the GPT chapter's RL loop (train_reasoning.py) and its measurements (evaluation.py): that
+each variant's update points the right way, that rewards and advantages belong to the completions they
+score, which model samples and which anchors, the k3 penalty, and the target pi* with its exact
+distance."""
 import math
 
 import pytest
 import torch
 
+import evaluation
 import train_reasoning as tr
 from arithmetic import SumTask
 from grpo_loss import group_advantages, k3_penalty
@@ -150,7 +152,7 @@ def test_the_kl_variants_add_exactly_kl_coef_times_the_token_mean_k3_to_their_lo
 def test_target_keeps_the_sft_shape_among_correct_answers_and_its_accuracy_is_lemma_3_1s():
     p_sft = torch.tensor([0.05, 0.15, 0.10], dtype=torch.float64)  # P_sft(correct) = 0.3
     eta = 0.25
-    target = tr.target_distribution(p_sft, eta)
+    target = evaluation.target_distribution(p_sft, eta)
     assert float(target.sum()) == pytest.approx(1.0, abs=1e-12)
     assert torch.allclose(target[:-1] / target[:-1].sum(), p_sft / p_sft.sum())
     # By hand: A+ = sqrt(0.7/0.3), A- = -sqrt(0.3/0.7); pi*(correct) = 0.3 e^{A+/eta} / Z.
@@ -163,9 +165,9 @@ def test_exact_tv_of_the_sft_model_is_its_accuracy_gap_to_the_target():
     pi_sft(correct) exactly, and the shape part is 0: an independent check of exact_metrics."""
     model = small_model(3)
     ns = TASK.heldout_n[:4]
-    probs = tr.answer_probabilities(model, TASK, ns)
-    targets = [tr.target_distribution(p, 0.25) for p in probs]
-    metrics = tr.exact_metrics(model, TASK, ns, targets)
+    probs = evaluation.answer_probabilities(model, TASK, ns)
+    targets = [evaluation.target_distribution(p, 0.25) for p in probs]
+    metrics = evaluation.exact_metrics(model, TASK, ns, targets)
     gap = sum(float(t[:-1].sum() - p.sum()) for p, t in zip(probs, targets)) / len(ns)
     assert metrics["tv_to_target"] == pytest.approx(gap, rel=1e-6)
     assert metrics["tv_shape"] == pytest.approx(0.0, abs=1e-9)
