@@ -1,5 +1,7 @@
-"""Tests of bandit.py: the target, the metrics, and the --quick experiment end to end."""
+"""Tests of bandit.py: the target, the metrics, the exact loss, the command line, and the --quick
+experiment end to end."""
 import json
+import re
 
 import pytest
 import torch
@@ -58,6 +60,50 @@ def test_quick_run_end_to_end(tmp_path):
     assert metrics["grpo"]["max_prob"] > 0.5 > metrics["lad"]["max_prob"]
 
 
+def test_exact_mode_weights_each_arm_by_a_non_uniform_pi_old():
+    """--exact's loss is the sum over arms of pi_old(arm) times the per-arm loss. In the bandit pi_old
+    is uniform, where a bug that averaged the arms uniformly gives the same number; here it is not."""
+    gen = torch.Generator().manual_seed(0)
+    pi_old = torch.softmax(2 * torch.randn(bandit.N_ARMS, generator=gen), 0)
+    logits = torch.randn(bandit.N_ARMS, generator=gen)
+    advantages = bandit.bandit_advantages(bandit.uniform_policy())
+    args = bandit.Args(exact=True)
+
+    # By hand, in float64, from the Jensen-Shannon generator written out again.
+    logp = torch.log_softmax(logits.double(), 0)
+    ratio = torch.exp(logp - pi_old.double().log())
+    weight = torch.exp(advantages.double() / args.eta)
+    x = ratio / weight
+    per_arm = weight * 0.5 * (x * x.log() - (x + 1) * torch.log((x + 1) / 2))
+    expected = float((pi_old.double() * per_arm).sum())
+    got = float(bandit.policy_loss("lad", logits, pi_old, advantages, None, args))
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert abs(float(per_arm.mean()) - expected) > 0.01 * abs(expected)  # uniform weights would fail
+
+    # GRPO: advantages normalised with pi_old's mean and std, then -sum_arms pi_old * ratio * A_hat.
+    a = advantages.double()
+    mean = (pi_old.double() * a).sum()
+    a_hat = (a - mean) / ((pi_old.double() * (a - mean) ** 2).sum().sqrt() + 1e-6)
+    expected = float(-(pi_old.double() * ratio * a_hat).sum())
+    got = float(bandit.policy_loss("grpo", logits, pi_old, advantages, None, args))
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert abs(float(-(ratio * (a - a.mean()) / a.std()).mean()) - expected) > 0.01 * abs(expected)
+
+
+def test_the_progress_bar_counts_the_steps_asked_for(monkeypatch):
+    """It counted 4001 steps for 4000; the history still ends at the final step."""
+    lengths = []
+
+    def counting_tqdm(iterable, **kwargs):
+        lengths.append(len(iterable))
+        return iterable
+
+    monkeypatch.setattr(bandit, "tqdm", counting_tqdm)
+    run = bandit.train("lad", bandit.Args(steps=25), record_every=10)
+    assert lengths == [25]
+    assert run.steps == [0, 10, 20, 25]
+
+
 def test_same_seed_same_numbers_and_the_exact_mode_runs():
     args = bandit.parse_args(["--steps", "50", "--seed", "3"])
     a, b = bandit.train("lad", args, progress=False), bandit.train("lad", args, progress=False)
@@ -75,16 +121,78 @@ def test_refreshing_pi_old_makes_lad_sharpen_past_the_target():
     assert float(run.pi.max()) > 2 * float(target.max())
 
 
-@pytest.mark.parametrize("argv", [
-    ["--eta", "0"], ["--lr", "-1"], ["--steps", "0"], ["--group-size", "1"],
-    ["--divergence", "chi2"], ["--pi-old", "sometimes"], ["--ablation", "everything"],
-    ["--grpo-entropy-coef", "-0.1"], ["--eta", "0.002"],
+@pytest.mark.parametrize("argv, flag", [
+    (["--eta", "0"], "--eta"), (["--eta", "inf"], "--eta"), (["--eta", "nan"], "--eta"),
+    (["--eta", "0.002"], "--eta"),  # exp(A/eta) would overflow float32
+    (["--lr", "-1"], "--lr"), (["--lr", "inf"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "2"], "--lr"),
+    (["--steps", "0"], "--steps"), (["--group-size", "1"], "--group-size"),
+    (["--grpo-entropy-coef", "-0.1"], "--grpo-entropy-coef"), (["--grpo-entropy-coef", "inf"], "--grpo-entropy-coef"),
+    (["--seed", "-1"], "--seed"),
+    (["--divergence", "chi2"], "--divergence"), (["--pi-old", "sometimes"], "--pi-old"),
+    (["--ablation", "everything"], "--ablation"),
+    (["--figure", "out.json"], "--figure"), (["--ablation", "animation", "--figure", "a.png"], "--figure"),
+    (["--figure", "same.png", "--metrics-json", "same.png"], "--metrics-json"),
 ])
-def test_bad_command_lines_are_argparse_errors(argv, capsys):
+def test_bad_command_lines_are_one_line_argparse_errors_naming_the_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as info:
         bandit.parse_args(argv)
     assert info.value.code == 2
-    assert "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    # usage lines, then one line: "<prog>: error: --flag ..." or "... error: argument --flag: ..."
+    assert re.search(rf": error: (argument )?{re.escape(flag)}[ :]", err.strip().splitlines()[-1]), err
+
+
+def test_an_unwritable_output_is_refused_before_any_training(tmp_path, monkeypatch, capsys):
+    """A --metrics-json that is a folder, or a --figure under a regular file, used to fail with an
+    OSError only after all the training."""
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output paths")
+
+    monkeypatch.setattr(bandit, "train", no_training)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for argv, flag in [(["--metrics-json", str(tmp_path)], "--metrics-json"),
+                       (["--figure", str(blocker / "fig.png")], "--figure"),
+                       (["--ablation", "eta", "--figure", str(blocker / "eta.png")], "--figure")]:
+        with pytest.raises(SystemExit) as info:
+            bandit.main(["--quick"] + argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and f"error: {flag}" in err and "Traceback" not in err
+
+
+def test_quick_runs_write_under_runs_quick_and_full_runs_write_the_readme_figures():
+    """--quick used to replace plots/bandit.png with a 400-step figure."""
+    assert bandit.parse_args([]).figure == "plots/bandit.png"
+    quick = bandit.parse_args(["--quick"])
+    assert quick.figure == f"{bandit.QUICK_DIR}/bandit.png" and quick.metrics_json is None
+    eta = bandit.parse_args(["--quick", "--ablation", "eta"])
+    assert (eta.figure, eta.metrics_json) == (f"{bandit.QUICK_DIR}/ablation_eta.png", f"{bandit.QUICK_DIR}/ablation_eta.json")
+    assert bandit.parse_args(["--ablation", "animation"]).figure == "plots/ablation_animation.gif"
+    assert not bandit.QUICK_DIR.startswith("plots")
+
+
+def test_an_explicit_flag_wins_over_quick():
+    """--quick used to override --steps and --lr silently."""
+    assert (bandit.parse_args([]).steps, bandit.parse_args([]).lr) == (4000, 5e-3)
+    quick = bandit.parse_args(["--quick"])
+    assert (quick.steps, quick.lr) == (bandit.QUICK["steps"], bandit.QUICK["lr"])
+    explicit = bandit.parse_args(["--quick", "--steps", "50", "--lr", "0.1"])
+    assert (explicit.steps, explicit.lr) == (50, 0.1)
+    assert bandit.parse_args(["--steps", "50"]).lr == 5e-3
+
+
+def test_figure_titles_leave_out_the_setting_an_ablation_varies():
+    """The ablation figures always said '1/eta = 4, pi_old: LAD fixed', even where that varied."""
+    main = bandit.figure_title(bandit.experiment(bandit.parse_args([])))
+    assert "1/eta = 4" in main and "LAD pi_old fixed" in main and "GRPO pi_old refresh" in main
+    eta = bandit.figure_title(bandit.experiment(bandit.parse_args(["--ablation", "eta"])))
+    assert "1/eta" not in eta and "LAD divergence js" in eta
+    pi_old = bandit.figure_title(bandit.experiment(bandit.parse_args(["--ablation", "pi-old"])))
+    assert "pi_old" not in pi_old and "1/eta = 4" in pi_old
+    divergences = bandit.figure_title(bandit.experiment(bandit.parse_args(["--ablation", "divergences"])))
+    assert "divergence" not in divergences and "centred" not in divergences and "GRPO" not in divergences
+    assert "quick" in bandit.figure_title(bandit.experiment(bandit.parse_args(["--quick"])))
 
 
 def _quick_ablation(name, tmp_path):
