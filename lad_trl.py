@@ -275,7 +275,8 @@ def positive(kind):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    p.add_argument("--model", default=None, help="a hub model name (GPU); default: the tiny model, offline")
+    p.add_argument("--model", default=None,
+                   help="a hub model name or a local folder (GPU); default: the tiny model, offline")
     p.add_argument("--loss", choices=["lad", "grpo"], default="lad", help="grpo: TRL's own GRPO loss")
     p.add_argument("--eta", type=positive(float), default=0.25, help="LAD temperature (1/eta = 4)")
     p.add_argument("--divergence", choices=sorted(DIVERGENCES), default="js")
@@ -328,8 +329,10 @@ def build_trainer(args) -> LADTrainer:
         max_completion_length=args.max_completion_length or (task.MAX_COMPLETION if tiny else 16),
         temperature=1.0, seed=args.seed, logging_steps=max(1, min(10, args.steps // 10)),
         report_to=args.report_to, save_strategy="no",
-        # A model this small trains faster in float32, without recomputing activations, on a CPU.
-        bf16=not tiny, activation_checkpointing=not tiny, dataloader_pin_memory=not tiny,
+        # A model this small trains faster in float32 and without recomputing activations. A real one
+        # gets TRL's defaults: bf16 (where there is a GPU) and activation checkpointing.
+        bf16=not tiny and torch.cuda.is_available(), activation_checkpointing=not tiny,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     return LADTrainer(
         model=model, reward_funcs=verifier_reward(task, tokenizer), args=config,
