@@ -1,5 +1,6 @@
 """Tests of LAD inside TRL (lad_trl.py): on a fixed batch the trainer's loss is lad_loss, with LAD off
-it is TRL's own GRPO loss, bad settings are refused, and a few real steps of the tiny model train.
+it is TRL's own GRPO loss, bad settings are refused, a few real steps of the tiny model train, and
+--model runs a model saved to a folder. All offline, on CPU.
 
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
@@ -238,3 +239,35 @@ def test_a_few_steps_of_the_tiny_model_train_offline(tmp_path, capsys):
     assert 0 <= before <= 1 and 0 <= after <= 1
     assert (tmp_path / "model.safetensors").exists()
     assert "held-out reward" in capsys.readouterr().out
+
+
+def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
+    """--model NAME takes a hub name or a local folder; a tiny GPT-2-style model saved to a folder,
+    with a byte-level BPE tokenizer trained here, runs that path offline: the tokenizer loaded by
+    name, the prompt with worked examples, the reward decoded from text, activation checkpointing."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [lad_trl.HUB_PROMPT.format(n=n) + answer for n in TASK.train_n for answer in TASK.valid_answers(n)[:3]]
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(corpus, trainer)
+    folder = tmp_path / "tiny-gpt2"
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    hf_tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(hf_tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                        bos_token_id=hf_tokenizer.eos_token_id, eos_token_id=hf_tokenizer.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    reward = lad_trl.verifier_reward(TASK, hf_tokenizer)  # decodes text, reads up to the first "."
+    answers = ["12+25.<|endoftext|>", " 12+25.\n12=5+7.", "12+24.", "12+25"]
+    assert reward(completion_ids=[hf_tokenizer.encode(a) for a in answers], n=[37] * 4) == [1.0, 1.0, 0.0, 0.0]
+
+    argv = ["--model", str(folder), "--steps", "2", "--group-size", "2", "--prompts-per-step", "2",
+            "--max-completion-length", "8", "--output-dir", str(tmp_path / "run")]
+    before, after = lad_trl.main(argv)
+    assert 0 <= before <= 1 and 0 <= after <= 1
+    assert (tmp_path / "run" / "model.safetensors").exists()
