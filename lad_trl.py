@@ -281,26 +281,28 @@ def parse_args(argv=None):
     p.add_argument("--eta", type=positive(float), default=0.25, help="LAD temperature (1/eta = 4)")
     p.add_argument("--divergence", choices=sorted(DIVERGENCES), default="js")
     p.add_argument("--lad-ratio", choices=LAD_RATIOS, default="token")
-    p.add_argument("--steps", type=positive(int), default=300, help="optimiser steps")
+    p.add_argument("--steps", type=positive(int), default=None, help="optimiser steps (300; --quick: 4)")
     p.add_argument("--group-size", type=positive(int), default=8, help="completions per prompt, G")
     p.add_argument("--prompts-per-step", type=positive(int), default=8, help="prompts per device and step")
     p.add_argument("--num-iterations", type=positive(int), default=2,
                    help="optimiser steps on each sampled batch (pi_old is the model that sampled it)")
     p.add_argument("--lr", type=positive(float), default=None, help="default: 1e-3 tiny model, 1e-6 hub model")
-    p.add_argument("--sft-steps", type=int, default=1000, help="warm-start steps of the tiny model")
+    p.add_argument("--sft-steps", type=int, default=None,
+                   help="warm-start steps of the tiny model (1000; --quick: 200)")
     p.add_argument("--max-completion-length", type=positive(int), default=None,
                    help="default: 6 tiny model (SumTask's longest answer), 16 hub model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="runs/lad_trl")
     p.add_argument("--report-to", default="none", help="TRL's loggers: none, tensorboard, wandb, ...")
-    p.add_argument("--quick", action="store_true", help="a few steps, for tests and classrooms")
+    p.add_argument("--quick", action="store_true", help="fewer steps (see --steps, --sft-steps), for tests")
     args = p.parse_args(argv)
     if args.group_size < 2:
         p.error(f"argument --group-size: must be >= 2 (advantages are relative to the group), got {args.group_size}")
-    if args.sft_steps < 0:
+    if args.sft_steps is not None and args.sft_steps < 0:
         p.error(f"argument --sft-steps: must be >= 0, got {args.sft_steps}")
-    if args.quick:
-        args.steps, args.sft_steps = 4, 200
+    # --quick changes the defaults; a number given on the command line wins.
+    args.steps = args.steps or (4 if args.quick else 300)
+    args.sft_steps = (200 if args.quick else 1000) if args.sft_steps is None else args.sft_steps
     return args
 
 

@@ -271,3 +271,9 @@ def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
     before, after = lad_trl.main(argv)
     assert 0 <= before <= 1 and 0 <= after <= 1
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_quick_changes_the_defaults_and_an_explicit_number_wins():
+    assert (lad_trl.parse_args([]).steps, lad_trl.parse_args([]).sft_steps) == (300, 1000)
+    quick = lad_trl.parse_args(["--quick", "--steps", "7"])
+    assert (quick.steps, quick.sft_steps) == (7, 200)
