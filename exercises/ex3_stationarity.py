@@ -57,5 +57,6 @@ def minimise_exact_objective(pi_old, advantages, eta: float, divergence: str) ->
 
 def tv_minimiser_other_than_target(pi_old, advantages, eta: float) -> torch.Tensor:
     """For advantages with Z > 1: a policy [n], clearly different from pi*, that also minimises L
-    with the total variation generator (question 4)."""
+    with the total variation generator (question 4). Its entries are >= 0 and sum to 1; a zero entry
+    is allowed (x_y = 0 is as much below 1 as any other x_y < 1)."""
     raise NotImplementedError("exercise 3: write tv_minimiser_other_than_target")

@@ -12,7 +12,9 @@ lad_loss.Divergence holding four things; read how the six built-in ones are writ
   weighted_f(u, a)  what the loss actually computes: exp(a) * f(exp(u - a)), with u = logp - logp_old
                     and a = A / eta, written so that it neither overflows nor loses precision where
                     the true value is an ordinary float32 number. You must not form x = exp(u - a)
-                    or exp(a) on their own: they overflow long before the product does.
+                    on its own: with |u|, |a| <= 50 it reaches e^100, beyond float32's e^88.7, long
+                    before the product does. exp(u) and exp(a) (at most e^50 there) are fine, and the
+                    six built-in divergences use them.
   strictly_convex   whether Lemma 3.2's minimiser is unique (exercise 3).
 
 Two numerical traps in weighted_f, both worth a minute with pen and paper:

@@ -1,8 +1,8 @@
 """Exercise 6 (hard): why some divergences stop short of the target, and how to predict which.
 
 Read the divergence ablation in README.md, or run it yourself in a few seconds with
-`python bandit.py --ablation divergences --quick --figure runs/divergences.png` (its figure and table
-go under runs/). With the bandit's advantages as they are (Z = E_{pi_0}[exp(A/eta)] = 1), KL and
+`python bandit.py --ablation divergences --quick` (its figure and metrics go under runs/quick/, and
+the table is printed). With the bandit's advantages as they are (Z = E_{pi_0}[exp(A/eta)] = 1), KL and
 reverse KL stop at a total variation to the target several times larger than JF, TV, HD and JS. With centred advantages
 (`--center-advantages`: the same target, but Z of about 2.8) the picture turns around: KL gets closest,
 and JF, HD, JS and rKL stall (TV, not strictly convex, drifts for its own reason: exercise 3).

@@ -21,19 +21,24 @@ ADVANTAGES = torch.tensor([1.0, 0.4, 0.9, 1.0, -2.0, 0.0], dtype=torch.float64)
 
 def test_small_eta_limit_matches_the_target_and_splits_ties_by_pi_old(ex2):
     limit = ex2.target_as_eta_goes_to_zero(PI_OLD, ADVANTAGES)
-    assert limit.shape == (6,) and float(limit.sum()) == pytest.approx(1.0)
+    assert limit.shape == (6,), f"expected a distribution over the 6 responses, got shape {tuple(limit.shape)}"
+    assert float(limit.sum()) == pytest.approx(1.0), f"the limit must sum to 1, got {float(limit.sum())}"
     # the tied responses keep pi_old's ratio 0.30 : 0.10, everything else vanishes
-    assert torch.allclose(limit, torch.tensor([0.75, 0, 0, 0.25, 0, 0], dtype=torch.float64), atol=1e-12)
+    expected = torch.tensor([0.75, 0, 0, 0.25, 0, 0], dtype=torch.float64)
+    assert torch.allclose(limit, expected, atol=1e-12), (
+        f"expected {expected.tolist()}: the two best responses share the mass in pi_old's ratio 0.30 : 0.10, "
+        f"the others get 0; got {limit.tolist()}")
     for eta in (1e-2, 1e-3):
-        target = bandit.target_distribution(PI_OLD, ADVANTAGES, eta)
-        assert tv(target, limit) < 1e-3
+        distance = tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit)
+        assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"
 
 
 def test_large_eta_limit_matches_the_target(ex2):
     limit = ex2.target_as_eta_goes_to_infinity(PI_OLD, ADVANTAGES)
-    assert torch.allclose(limit, PI_OLD, atol=1e-12)
+    assert torch.allclose(limit, PI_OLD, atol=1e-12), f"expected pi_old itself, {PI_OLD.tolist()}; got {limit.tolist()}"
     for eta in (1e4, 1e6):
-        assert tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit) < 1e-3
+        distance = tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit)
+        assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"
 
 
 def test_training_goes_where_the_limits_say(ex2):
@@ -42,10 +47,12 @@ def test_training_goes_where_the_limits_say(ex2):
     advantages = bandit.bandit_advantages(pi_0)
     greedy = ex2.target_as_eta_goes_to_zero(pi_0, advantages)
     timid = ex2.target_as_eta_goes_to_infinity(pi_0, advantages)
-    assert int(greedy.argmax()) == 10 and float(greedy.max()) == pytest.approx(1.0)
+    assert int(greedy.argmax()) == 10 and float(greedy.max()) == pytest.approx(1.0), \
+        f"the bandit's eta -> 0 limit should put all the mass on arm 10 (the best arm); got {greedy.tolist()}"
 
     learned = {k: ex2.train_lad(1 / k) for k in (1 / 64, 4, 128)}
-    assert all(torch.allclose(pi.sum(), torch.tensor(1.0)) for pi in learned.values())
+    for k, pi in learned.items():
+        assert torch.allclose(pi.sum(), torch.tensor(1.0)), f"train_lad at 1/eta = {k:g} must return a policy summing to 1"
     to_greedy = [tv(learned[k], greedy) for k in (1 / 64, 4, 128)]
     to_timid = [tv(learned[k], timid) for k in (1 / 64, 4, 128)]
     assert to_greedy == sorted(to_greedy, reverse=True), f"TV to the eta->0 limit: {to_greedy}"
@@ -54,4 +61,6 @@ def test_training_goes_where_the_limits_say(ex2):
     assert float(learned[128][10]) > 0.8, "at 1/eta = 128 most of the mass should sit on arm 10"
     # and each run did learn its own target (a sanity check on train_lad's settings)
     for k, pi in learned.items():
-        assert tv(pi, bandit.target_distribution(pi_0, advantages, 1 / k)) < 0.02
+        distance = tv(pi, bandit.target_distribution(pi_0, advantages, 1 / k))
+        assert distance < 0.02, (f"at 1/eta = {k:g} LAD should end within TV 0.02 of its own target, got "
+                                 f"{distance:.3f}: check train_lad's eta, steps, lr and exact=True")

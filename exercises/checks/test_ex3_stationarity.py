@@ -27,50 +27,77 @@ def exact_objective(pi, divergence, pi_old=PI_OLD, advantages=ADVANTAGES):
     return float((pi_old * per_response).sum())
 
 
+def exact_js_objective(pi, pi_old=PI_OLD, advantages=ADVANTAGES):
+    """The same L for Jensen-Shannon, in float64 from the textbook generator with 0 log 0 = 0, so that
+    a policy with a zero entry gets its true value (x = 0 is allowed: f(0) = log(2) / 2)."""
+    weight = torch.exp(advantages / ETA)
+    x = pi / (pi_old * weight)
+    f = 0.5 * (torch.xlogy(x, x) - (x + 1) * torch.log((x + 1) / 2))
+    return float((pi_old * weight * f).sum())
+
+
 @pytest.mark.parametrize("divergence", STRICT)
 def test_the_residual_vanishes_at_the_target_and_only_there(ex3, divergence):
-    assert ex3.stationarity_residual(TARGET, PI_OLD, ADVANTAGES, ETA, divergence) < 1e-10
+    at_target = ex3.stationarity_residual(TARGET, PI_OLD, ADVANTAGES, ETA, divergence)
+    assert at_target < 1e-10, f"at the target every f'(x_y) is the same, so the residual should be ~0, got {at_target}"
     # move 5% of the mass from one response to another: no longer stationary
     moved = TARGET.clone()
     moved[3] -= 0.05
     moved[4] += 0.05
-    assert ex3.stationarity_residual(moved, PI_OLD, ADVANTAGES, ETA, divergence) > 1e-2
+    residual = ex3.stationarity_residual(moved, PI_OLD, ADVANTAGES, ETA, divergence)
+    assert residual > 1e-2, f"5% of the mass moved away from the target: expected a residual > 1e-2, got {residual}"
     # breaking the tie between the two equally good responses is not stationary either
     tilted = TARGET.clone()
     tilted[0] *= 1.2
     tilted[1] = tilted[1] - (tilted.sum() - 1)
-    assert ex3.stationarity_residual(tilted, PI_OLD, ADVANTAGES, ETA, divergence) > 1e-3
+    residual = ex3.stationarity_residual(tilted, PI_OLD, ADVANTAGES, ETA, divergence)
+    assert residual > 1e-3, f"the tie between two equally good responses broken: expected a residual > 1e-3, got {residual}"
 
 
 @pytest.mark.parametrize("divergence", STRICT + ["tv"])
 def test_lambda_is_f_prime_of_one_over_z(ex3, divergence):
     lam = ex3.lagrange_multiplier(PI_OLD, ADVANTAGES, ETA, divergence)
     x = TARGET / (PI_OLD * torch.exp(ADVANTAGES / ETA))  # every x_y at the target
-    assert torch.allclose(DIVERGENCES[divergence].f_prime(x), torch.full_like(x, lam), atol=1e-10)
+    slopes = DIVERGENCES[divergence].f_prime(x)
+    assert torch.allclose(slopes, torch.full_like(x, lam), atol=1e-10), \
+        f"lambda should be the common value of f'(x_y) at the target, {float(slopes[0])}; got {lam}"
     if divergence == "kl":  # f'(x) = log x + 1 at x = 1/Z
         z = float((PI_OLD * torch.exp(ADVANTAGES / ETA)).sum())
-        assert lam == pytest.approx(1 - math.log(z), rel=1e-12)
+        assert lam == pytest.approx(1 - math.log(z), rel=1e-12), "for KL, lambda = f'(1/Z) = 1 - log Z"
 
 
 @pytest.mark.parametrize("divergence", STRICT)
 def test_the_numerical_minimiser_is_the_target_and_satisfies_the_condition(ex3, divergence):
     pi = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
-    assert pi.shape == (6,) and float(pi.sum()) == pytest.approx(1.0, abs=1e-12)
-    assert ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence) < 1e-5
-    assert torch.allclose(pi, TARGET, atol=1e-6)
-    assert float(pi[0] / pi[1]) == pytest.approx(float(PI_OLD[0] / PI_OLD[1]), rel=1e-5)  # tie kept
+    assert pi.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(pi.shape)}"
+    assert float(pi.sum()) == pytest.approx(1.0, abs=1e-12), f"the policy must sum to 1, got {float(pi.sum())}"
+    residual = ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence)
+    assert residual < 1e-5, f"the minimiser should satisfy f'(x_y) = lambda: residual {residual}, expected < 1e-5"
+    difference = float((pi - TARGET).abs().max())
+    assert difference < 1e-6, (f"the minimiser should be the target pi_old exp(A/eta) / Z {TARGET.tolist()}; "
+                               f"got {pi.tolist()} (largest difference {difference:.1e}, allowed 1e-6)")
+    assert float(pi[0] / pi[1]) == pytest.approx(float(PI_OLD[0] / PI_OLD[1]), rel=1e-5), \
+        "responses 0 and 1 have equal advantage: they should keep pi_old's ratio"
 
 
 def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
+    """Any distribution with pi(y) <= Z pi*(y) for every y is a minimiser, zero entries included
+    (x_y = 0 is below 1 like any other x_y < 1)."""
     centred = ADVANTAGES - (PI_OLD * ADVANTAGES).sum()  # a baseline: Z > 1 by Jensen's inequality
     z = float((PI_OLD * torch.exp(centred / ETA)).sum())
     assert z > 1.3
     target = bandit.target_distribution(PI_OLD, centred, ETA)
     other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
-    assert float(other.sum()) == pytest.approx(1.0, abs=1e-12) and (other > 0).all()
-    assert 0.5 * float((other - target).abs().sum()) > 0.05, "that is (nearly) the target itself"
-    assert ex3.stationarity_residual(other, PI_OLD, centred, ETA, "tv") == 0.0
-    assert exact_objective(other, "tv", advantages=centred) == pytest.approx(
-        exact_objective(target, "tv", advantages=centred), abs=1e-12)
+    assert other.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
+    assert (other >= 0).all(), f"a policy's probabilities cannot be negative: {other.tolist()}"
+    assert float(other.sum()) == pytest.approx(1.0, abs=1e-12), f"a policy must sum to 1, got {float(other.sum())}"
+    distance = 0.5 * float((other - target).abs().sum())
+    assert distance > 0.05, f"expected a policy clearly different from the target; TV to it is only {distance:.3g}"
+    tv_other = exact_objective(other, "tv", advantages=centred)
+    tv_target = exact_objective(target, "tv", advantages=centred)
+    assert tv_other == pytest.approx(tv_target, abs=1e-12), (
+        f"a minimiser has the target's objective value {tv_target:.12g}; this policy has {tv_other:.12g} "
+        f"(every x_y must stay at or below 1, i.e. pi(y) <= Z pi*(y))")
     # a strictly convex divergence tells the two apart
-    assert exact_objective(other, "js", advantages=centred) > exact_objective(target, "js", advantages=centred) + 1e-4
+    assert exact_js_objective(other, advantages=centred) > exact_js_objective(target, advantages=centred) + 1e-4, \
+        "Jensen-Shannon, strictly convex, should prefer the target to this policy"

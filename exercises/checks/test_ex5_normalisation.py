@@ -54,11 +54,15 @@ def test_normalised_advantages_have_mean_zero_and_std_one_under_pi_old(ex5):
     pi_old = torch.softmax(torch.randn(7, generator=gen, dtype=torch.float64), 0)
     advantages = 3 + 2 * torch.randn(7, generator=gen, dtype=torch.float64)
     scaled = ex5.normalise_advantages(advantages, pi_old, divide_by_std=True)
-    assert float((pi_old * scaled).sum()) == pytest.approx(0.0, abs=1e-12)
-    assert float((pi_old * scaled**2).sum()) == pytest.approx(1.0, rel=1e-12)
+    assert float((pi_old * scaled).sum()) == pytest.approx(0.0, abs=1e-12), \
+        "normalised advantages should have mean 0 under pi_old (weight each response by pi_old)"
+    assert float((pi_old * scaled**2).sum()) == pytest.approx(1.0, rel=1e-12), \
+        "normalised advantages should have variance 1 under pi_old (the population std, weighted by pi_old)"
     centred = ex5.normalise_advantages(advantages, pi_old, divide_by_std=False)
-    assert float((pi_old * centred).sum()) == pytest.approx(0.0, abs=1e-12)
-    assert torch.allclose(advantages - centred, (advantages - centred)[0].expand(7), rtol=1e-12)  # a shift
+    assert float((pi_old * centred).sum()) == pytest.approx(0.0, abs=1e-12), \
+        "centred advantages should have mean 0 under pi_old"
+    assert torch.allclose(advantages - centred, (advantages - centred)[0].expand(7), rtol=1e-12), \
+        "with divide_by_std=False the advantages should only be shifted by a constant"
 
 
 def test_dividing_by_the_std_is_a_change_of_eta(ex5):
@@ -69,32 +73,40 @@ def test_dividing_by_the_std_is_a_change_of_eta(ex5):
     normalised = ex5.normalise_advantages(advantages, pi_old)
     eta_prime = ex5.effective_eta(advantages, pi_old, eta)
     assert torch.allclose(bandit.target_distribution(pi_old, normalised, eta),
-                          bandit.target_distribution(pi_old, advantages, eta_prime), rtol=1e-10)
+                          bandit.target_distribution(pi_old, advantages, eta_prime), rtol=1e-10), \
+        "the raw advantages at effective_eta should give the target that the normalised ones give at eta"
     for divide_by_std in (False, True):
         assert torch.allclose(
             ex5.predicted_lad_target(advantages, pi_old, eta, divide_by_std),
             bandit.target_distribution(pi_old, ex5.normalise_advantages(advantages, pi_old, divide_by_std), eta),
-            rtol=1e-10)
-    assert 0.1 < ex5.effective_eta(ADVANTAGES, PI_0, ETA) < 0.13  # the bandit's std is about 0.48
+            rtol=1e-10), (f"predicted_lad_target(divide_by_std={divide_by_std}) should be the target of the "
+                          "normalised advantages")
+    bandit_eta = ex5.effective_eta(ADVANTAGES, PI_0, ETA)
+    assert 0.1 < bandit_eta < 0.13, f"the bandit's std is about 0.48, so eta' = 0.25 * 0.48 = 0.12; got {bandit_eta}"
 
 
 @pytest.mark.parametrize("divide_by_std", [False, True])
 def test_lad_trained_on_normalised_advantages_goes_where_predicted(ex5, divide_by_std):
     learned = train_lad_exact(ex5.normalise_advantages(ADVANTAGES, PI_0, divide_by_std))
     predicted = ex5.predicted_lad_target(ADVANTAGES, PI_0, ETA, divide_by_std)
-    assert tv(learned, predicted) < 0.01
+    distance = tv(learned, predicted)
+    assert distance < 0.01, f"LAD should end within TV 0.01 of predicted_lad_target, got {distance:.3f}"
     raw_target = bandit.target_distribution(PI_0, ADVANTAGES, ETA)
     if divide_by_std:  # a different, sharper target than the mixture
-        assert tv(learned, raw_target) > 0.1 and float(learned.max()) > 1.5 * float(raw_target.max())
+        assert tv(learned, raw_target) > 0.1 and float(learned.max()) > 1.5 * float(raw_target.max()), \
+            "dividing by the std (about 0.48) should give a clearly sharper target than the mixture"
     else:  # centring changes nothing
-        assert tv(learned, raw_target) < 0.01
+        assert tv(learned, raw_target) < 0.01, "centring alone should leave LAD's target, the mixture, unchanged"
 
 
 def test_grpo_with_mean_only_advantages_still_collapses(ex5):
     limit = ex5.predicted_grpo_limit(ADVANTAGES)
-    assert float(limit.sum()) == pytest.approx(1.0) and float(limit[10]) == pytest.approx(1.0)
-    assert torch.equal(ex5.predicted_grpo_limit(ex5.normalise_advantages(ADVANTAGES, PI_0, False)), limit)
+    assert float(limit.sum()) == pytest.approx(1.0) and float(limit[10]) == pytest.approx(1.0), \
+        f"GRPO's limit should be all the mass on arm 10, the best arm; got {limit.tolist()}"
+    assert torch.equal(ex5.predicted_grpo_limit(ex5.normalise_advantages(ADVANTAGES, PI_0, False)), limit), \
+        "centring the advantages keeps the best arm the best: GRPO's limit should not change"
     learned = train_grpo_mean_only()
-    assert int(learned.argmax()) == int(limit.argmax())
+    assert int(learned.argmax()) == int(limit.argmax()), \
+        f"GRPO should head for the predicted arm {int(limit.argmax())}, but its largest arm is {int(learned.argmax())}"
     assert float(learned.max()) > 0.5, f"after 400 steps the best arm holds only {float(learned.max()):.2f}"
-    assert tv(learned, limit) < tv(PI_0, limit) - 0.4  # well on its way to the point mass
+    assert tv(learned, limit) < tv(PI_0, limit) - 0.4, "GRPO should be well on its way to the point mass"

@@ -23,10 +23,11 @@ def _accepted(task, n, max_len=5):
 @pytest.mark.parametrize("n, answer", [(10, "5+5."), (37, "18+19."), (99, "49+50.")])
 def test_exactly_the_balanced_answer_is_correct(ex8, n, answer):
     task = ex8.SingleAnswerTask()
-    assert task.valid_answers(n) == [answer]
-    assert _accepted(task, n, max_len=5) == {answer}
+    assert task.valid_answers(n) == [answer], f"for N = {n} the only valid answer is {answer!r}"
+    accepted = _accepted(task, n, max_len=5)
+    assert accepted == {answer}, f"for N = {n} the verifier should accept only {answer!r}; it accepts {sorted(accepted)[:10]}"
     for wrong in [f"{n - n // 2}+{n // 2}." if n % 2 else "1+9.", f"{n}+0.", "0" + answer, answer[:-1]]:
-        assert not task.is_correct(n, wrong), wrong
+        assert not task.is_correct(n, wrong), f"{wrong!r} should be rejected for N = {n}"
 
 
 def test_sft_pool_has_one_correct_answer_per_prompt_in_the_requested_share(ex8):
@@ -35,23 +36,30 @@ def test_sft_pool_has_one_correct_answer_per_prompt_in_the_requested_share(ex8):
     ns = [int(task.decode(p.tolist())[:-1]) for p in prompts]
     texts = [task.decode(c.tolist()) for c in completions]
     correct = torch.tensor([task.is_correct(n, t) for n, t in zip(ns, texts)])
-    assert set(ns) == set(task.train_n)  # never a held-out prompt
-    assert int(correct.sum()) == len(task.train_n)  # one correct example per prompt
-    assert torch.isclose(weight.sum(), torch.tensor(1.0, dtype=weight.dtype))
-    assert torch.isclose(weight[correct].sum(), torch.tensor(0.4, dtype=weight.dtype))
-    assert torch.equal(mask.sum(1), torch.tensor([len(t) for t in texts]))
+    assert set(ns) == set(task.train_n), "the SFT pool should hold every training prompt and no held-out one"
+    assert int(correct.sum()) == len(task.train_n), \
+        f"expected one correct example per training prompt ({len(task.train_n)}), got {int(correct.sum())}"
+    assert torch.isclose(weight.sum(), torch.tensor(1.0, dtype=weight.dtype)), "the example weights must sum to 1"
+    assert torch.isclose(weight[correct].sum(), torch.tensor(0.4, dtype=weight.dtype)), \
+        f"correct_fraction = 0.4 of the weight should be on correct examples, got {float(weight[correct].sum()):.3f}"
+    assert torch.equal(mask.sum(1), torch.tensor([len(t) for t in texts])), \
+        "the mask should cover exactly each completion's characters (use task.completions)"
     # the wrong examples are near misses of the balanced answer: same first term
     for n, t, ok in zip(ns, texts, correct.tolist()):
         if not ok:
-            assert t.split("+")[0] == str(n // 2)
+            assert t.split("+")[0] == str(n // 2), f"{t!r} for N = {n} is not a near miss of the balanced answer"
 
 
 def test_quick_run_learns_the_answer_and_diversity_is_trivially_one(ex8, tmp_path):
     metrics = ex8.run_quick(tmp_path, seed=0)
     sft, grpo, lad = metrics["sft"], metrics["grpo"], metrics["lad"]
     assert 0.05 < sft["accuracy"] < 0.95, "the warm start should find the answer some of the time"
-    for m in (sft, grpo, lad):
-        assert m["effective_correct"] == pytest.approx(1.0)  # one correct answer: entropy 0
-        assert m["distinct_correct"] <= 1.0
-    assert grpo["exact_accuracy"] > sft["exact_accuracy"] and lad["exact_accuracy"] > sft["exact_accuracy"]
-    assert (tmp_path / "metrics.json").exists() and not (tmp_path / "plots").exists()
+    for name, m in [("sft", sft), ("grpo", grpo), ("lad", lad)]:
+        assert m["effective_correct"] == pytest.approx(1.0), \
+            f"{name}: with one correct answer the effective number of correct answers is exactly 1"
+        assert m["distinct_correct"] <= 1.0, f"{name}: at most one distinct correct answer can be sampled"
+    assert grpo["exact_accuracy"] > sft["exact_accuracy"] and lad["exact_accuracy"] > sft["exact_accuracy"], \
+        f"both methods should raise the accuracy above the SFT start: {sft['exact_accuracy']:.3f} -> " \
+        f"GRPO {grpo['exact_accuracy']:.3f}, LAD {lad['exact_accuracy']:.3f}"
+    assert (tmp_path / "metrics.json").exists(), "run_quick should write its metrics to workdir/metrics.json"
+    assert not (tmp_path / "plots").exists(), "nothing should be written to a plots/ folder"
