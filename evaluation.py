@@ -14,6 +14,7 @@ probability of each one is an exact sum of token log-probabilities, with no samp
                                             are wrong, and whether the SFT policy would write them
     diversity_frontier(evals)               the most diverse checkpoint at each accuracy level, to
                                             compare methods at matched accuracy
+    largest_accuracy_drop(evals)            how far accuracy ever fell below its best so far
 
 Imports the task and the model only; train_reasoning.py calls it.
 """
@@ -126,6 +127,14 @@ def diversity_frontier(evals: list, levels=ACCURACY_LEVELS) -> np.ndarray:
     accuracy = np.array([e["exact_accuracy"] for e in evals])
     effective = np.array([e["effective_correct"] for e in evals])
     return np.array([effective[accuracy >= lv].max() if (accuracy >= lv).any() else np.nan for lv in levels])
+
+
+def largest_accuracy_drop(evals: list) -> float:
+    """How far held-out accuracy (exact) ever fell below the best it had reached earlier in the run:
+    max over evaluations of (best so far - now). A run that only climbs scores 0; a collapse that
+    later recovers still shows, which the last evaluation alone would hide."""
+    accuracy = np.array([e["exact_accuracy"] for e in evals])
+    return float((np.maximum.accumulate(accuracy) - accuracy).max())
 
 
 def targets_of(sft_model: GPT, task: SumTask, ns, eta: float) -> list[torch.Tensor]:

@@ -53,7 +53,7 @@ from arithmetic import SumTask
 from grpo_loss import group_advantages, grpo_loss, k3_penalty
 from lad_loss import DIVERGENCES, lad_loss, reduce_loss
 from evaluation import (ACCURACY_LEVELS, answer_probabilities, diversity_frontier, evaluate, exact_metrics,
-                        targets_of)
+                        largest_accuracy_drop, targets_of)
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
 from tiny_lm import GPT, GPTConfig
@@ -379,7 +379,8 @@ def summarise_seed(task: SumTask, args: Args, seed: int, runs: dict) -> dict:
     final = {}
     for name, history in evals.items():
         at_level = diversity_frontier(history, [args.match_accuracy])[0]
-        final[name] = {**history[-1], "effective_at_accuracy": None if np.isnan(at_level) else float(at_level)}
+        final[name] = {**history[-1], "effective_at_accuracy": None if np.isnan(at_level) else float(at_level),
+                       "largest_accuracy_drop": largest_accuracy_drop(history)}
         final[name].pop("iteration", None)
         # The same exact metrics on the training prompts: does RL treat the prompts it trains on differently?
         train = exact_metrics(models[name], task, task.train_n, train_targets)
@@ -389,7 +390,8 @@ def summarise_seed(task: SumTask, args: Args, seed: int, runs: dict) -> dict:
 
 # The comparisons the README draws, when both sides were run: (variant, baseline).
 COMPARISONS = [("lad", "grpo"), ("lad-kl", "grpo-kl"), ("lad-fixed", "lad-kl"), ("grpo-kl", "grpo"), ("lad-kl", "lad")]
-COMPARED = ["exact_accuracy", "effective_correct", "tv_to_target", "tv_shape", "effective_at_accuracy"]
+COMPARED = ["exact_accuracy", "effective_correct", "tv_to_target", "tv_shape", "effective_at_accuracy",
+            "largest_accuracy_drop"]
 
 
 def aggregate(results: list, args: Args, task: SumTask) -> dict:

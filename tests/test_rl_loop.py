@@ -172,3 +172,11 @@ def test_exact_tv_of_the_sft_model_is_its_accuracy_gap_to_the_target():
     assert metrics["tv_to_target"] == pytest.approx(gap, rel=1e-6)
     assert metrics["tv_shape"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["exact_accuracy"] == pytest.approx(sum(float(p.sum()) for p in probs) / len(ns), rel=1e-9)
+
+
+def test_largest_accuracy_drop_sees_a_collapse_that_recovers():
+    """The last evaluation hides a run that fell and climbed back; the drop from the best so far does
+    not (a drop measured from the first evaluation, or between the last two, would miss it)."""
+    curve = [{"exact_accuracy": a} for a in [0.3, 0.7, 0.65, 0.1, 0.5, 0.72]]
+    assert evaluation.largest_accuracy_drop(curve) == pytest.approx(0.6)
+    assert evaluation.largest_accuracy_drop([{"exact_accuracy": a} for a in [0.2, 0.4, 0.9]]) == 0.0
