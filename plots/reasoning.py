@@ -74,8 +74,9 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
                 ylabel="exp(entropy over correct answers)", title="held-out effective correct answers")
     plot_curves(axes[1, 0], eval_curves("tv_to_target"), xlabel="RL iteration",
                 ylabel="TV(pi, pi*), exact", title="held-out distance to the target pi*")
-    plot_curves(axes[1, 1], eval_curves("malformed"), xlabel="RL iteration",
-                ylabel="share of samples", title="held-out samples that are malformed")
+    plot_curves(axes[1, 1], eval_curves("outside_sft_support"), xlabel="RL iteration",
+                ylabel="share of samples with pi_sft(y|x) < 1e-4",
+                title="held-out samples the SFT policy would not write")
     plot_curves(axes[1, 2], {m: (levels, *over_seeds(f)) for m, f in frontiers.items()}, logy=True,
                 xlabel="held-out accuracy at least (exact P(correct))", ylabel="effective correct answers",
                 title="accuracy-diversity frontier")
