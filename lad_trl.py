@@ -36,7 +36,8 @@ The TRL internals this file relies on (trl==1.16.0, pinned in requirements-trl.t
   temperature, as for logp_old), the entropies, and an auxiliary loss. It is private.
 * `loss_is_scaled_for_ga = True`: compute_loss itself divides by `current_gradient_accumulation_steps`.
 * `self._metrics[mode][name]`: lists that `GRPOTrainer.log` averages into each log line.
-* `aux_loss_enabled`: the load-balancing loss of mixture-of-experts models, which we refuse.
+* `aux_loss_enabled` and `_is_vlm`: a mixture-of-experts balancing loss, and a vision-language
+  model whose images compute_loss would have to pass on. LADTrainer refuses both.
 When TRL changes, check those five, and read the new `GRPOTrainer._compute_loss` for terms added to
 GRPO's loss: a new one belongs in GRPO_LOSS_SETTINGS. `tests/test_lad_trl.py` compares this trainer's
 loss with lad_loss on a fixed batch, and with `lad=False` with TRL's own loss, so a renamed key or a
@@ -124,6 +125,9 @@ class LADTrainer(GRPOTrainer):
         if self.args.lad and self.aux_loss_enabled:
             raise ValueError("router_aux_loss_coef: the mixture-of-experts balancing loss is not added to "
                              "the LAD loss; set router_aux_loss_coef=0.0 or lad=False")
+        if self.args.lad and self._is_vlm:  # compute_loss passes text only: the images would be dropped
+            raise ValueError("processing_class: LADTrainer handles text-only models; use lad=False for "
+                             "a vision-language model")
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.args.lad:
