@@ -120,8 +120,10 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
     assert d == pytest.approx(metrics["lad-kl"]["effective_correct"] - metrics["grpo-kl"]["effective_correct"])
 
     # A second run reuses the cached SFT checkpoint and reproduces every number, whichever variants
-    # run beside (each variant has its own random streams).
-    again = tr.main(argv[:-6] + ["--methods", "lad-fixed", "grpo-kl", "--out-dir", str(tmp_path / "fig2"),
+    # run beside it (each has its own random streams) and whether they run in parallel processes
+    # (the first run: --workers 2, the default) or one after the other in this one.
+    again = tr.main(argv[:-6] + ["--workers", "1", "--methods", "lad-fixed", "grpo-kl",
+                                 "--out-dir", str(tmp_path / "fig2"),
                                  "--run-dir", str(tmp_path / "runs")])
     for name in ["sft", "lad-fixed", "grpo-kl"]:
         assert again[name]["per_seed"] == returned[name]["per_seed"]
