@@ -1,7 +1,7 @@
 """The arithmetic task of train_reasoning.py: write N as a sum of two positive integers.
 
 Every prompt has many equally correct answers, a verifier checks them, and they can be enumerated, so
-the exact probability a model gives each one is computable (train_reasoning.answer_probabilities).
+the exact probability a model gives each one is computable (evaluation.answer_probabilities).
 This file is the task alone: the encoding, the verifier, the list of correct answers, the train and
 held-out prompts, and the SFT data. It imports only torch, so a trainer (the GPT chapter, or a TRL
 integration) can use it without importing a script.

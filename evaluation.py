@@ -7,6 +7,7 @@ probability of each one is an exact sum of token log-probabilities, with no samp
     answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
     target_distribution(p_sft, eta)         pi* = pi_sft exp(A/eta) / Z over the correct answers and
                                             "anything else" (Lemma 3.1's target from the SFT policy)
+    tv_to_target(p, target)                 the TV distance between a model and pi* on one prompt
     exact_metrics(model, task, ns, targets) P(correct), the effective number of correct answers, and
                                             the TV distance to pi* (whole, and its shape part)
     evaluate(...)                           the above on held-out prompts, plus sampled metrics:
@@ -55,6 +56,13 @@ def target_distribution(p_sft: torch.Tensor, eta: float) -> torch.Tensor:
     return (log_w - torch.logsumexp(log_w, 0)).exp()
 
 
+def tv_to_target(p: torch.Tensor, target: torch.Tensor) -> float:
+    """TV distance between a model and pi* on one prompt. p: [N - 1], the model's probability of each
+    correct answer; target: target_distribution, with "anything else" last. The model's "anything
+    else" is what its correct answers leave over."""
+    return 0.5 * float((torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]) - target).abs().sum())
+
+
 def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) -> dict:
     """No sampling: P(correct), the effective number of correct answers and the TV distance to pi*,
     each averaged over the prompts ns (targets[i] is target_distribution of prompt ns[i])."""
@@ -62,8 +70,7 @@ def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) ->
     # exp(entropy of pi normalised over the correct answers): N - 1 when the model spreads evenly,
     # 1 when it has collapsed onto one answer.
     entropy = [float(-(q * q.clamp_min(1e-300).log()).sum()) for q in (p / p.sum() for p in probs)]
-    tv = [0.5 * float((torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]) - t).abs().sum())
-          for p, t in zip(probs, targets)]
+    tv = [tv_to_target(p, t) for p, t in zip(probs, targets)]
     # pi* puts almost all its mass on correct answers, so tv_to_target is mostly 1 - P(correct) until
     # the model is accurate. The shape part alone: TV between p(y | correct) and pi*(y | correct).
     tv_shape = [0.5 * float((p / p.sum() - t[:-1] / t[:-1].sum()).abs().sum()) for p, t in zip(probs, targets)]

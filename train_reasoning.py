@@ -52,18 +52,18 @@ import torch
 from tqdm import tqdm
 
 from arithmetic import SumTask
+from evaluation import (ACCURACY_LEVELS, answer_probabilities, diversity_frontier, evaluate, exact_metrics,
+                        largest_accuracy_drop, targets_of, tv_to_target)
 from grpo_loss import group_advantages, grpo_loss, k3_penalty
 from lad_loss import DIVERGENCES, lad_loss, reduce_loss
-from evaluation import (ACCURACY_LEVELS, answer_probabilities, diversity_frontier, evaluate, exact_metrics,
-                        largest_accuracy_drop, targets_of)
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
 from tiny_lm import GPT, GPTConfig
 
 METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
-# Settings that --quick shrinks, unless given explicitly: (full run, quick run).
-QUICK = {"n_embd": (96, 64), "sft_steps": (1000, 300), "sft_lr": (1e-3, 3e-3), "iterations": (200, 12),
-         "prompts_per_iteration": (32, 16), "eval_every": (10, 4), "eval_samples": (32, 16)}
+# What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
+QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prompts_per_iteration": 16,
+         "eval_every": 4, "eval_samples": 16}
 
 
 @dataclass
@@ -271,16 +271,24 @@ def run_jobs(function, jobs: list, args: Args) -> list:
 # Command line.
 # ---------------------------------------------------------------------------------------------
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where it is None: those help texts say the default in words
+    (the settings --quick shrinks, --kl-coef)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv=None) -> Args:
     """Every check happens here, before any training: a bad flag costs an error line, not a run."""
     d = Args()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--seed", type=int, nargs="+", default=d.seed,
                    help="one or more seeds; each trains its own SFT start and every variant from it")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=d.methods, metavar="METHOD",
                    help=f"which variants to run, any of: {' '.join(METHODS)}")
-    quick_help = lambda text, name: f"{text} (default {QUICK[name][0]}, with --quick {QUICK[name][1]})"
+    quick_help = lambda text, name: f"{text} (default {getattr(d, name)}, with --quick {QUICK[name]})"
     p.add_argument("--n-layer", type=int, default=d.n_layer, help="transformer blocks")
     p.add_argument("--n-head", type=int, default=d.n_head, help="attention heads per block")
     p.add_argument("--n-embd", type=int, default=None, help=quick_help("embedding width", "n_embd"))
@@ -318,9 +326,9 @@ def parse_args(argv=None) -> Args:
     p.add_argument("--quick", action="store_true",
                    help="a small model and budget, for tests and classrooms: seconds, and numbers that mean little")
     ns = p.parse_args(argv)
-    for name, (full, quick) in QUICK.items():  # an explicit flag wins over --quick
+    for name, quick in QUICK.items():  # an explicit flag wins over --quick
         if getattr(ns, name) is None:
-            setattr(ns, name, quick if ns.quick else full)
+            setattr(ns, name, quick if ns.quick else getattr(d, name))
     if ns.out_dir is None:
         ns.out_dir = "runs/quick" if ns.quick else d.out_dir
 
@@ -467,11 +475,11 @@ def main(argv=None, task: SumTask | None = None) -> dict:
 
     first = results[0]  # the answer figure shows the first seed's models; the curves show every seed
     ns = sorted(task.heldout_n)[:3]  # the smallest held-out N: few enough bars to read
-    models = {"sft": first["sft_model"], **{m: r["model"] for m, r in first["runs"].items()}}
-    probs = {name: answer_probabilities(model, task, ns) for name, model in models.items()}
+    probs = {m: answer_probabilities(r["model"], task, ns) for m, r in first["runs"].items()}
     targets = [first["targets"][task.heldout_n.index(n)] for n in ns]
+    tvs = {m: [tv_to_target(p, t) for p, t in zip(ps, targets)] for m, ps in probs.items()}
     paths = [
-        draw_answers(probs, targets, ns, task, Path(args.out_dir) / "reasoning_answers.png"),
+        draw_answers(probs, targets, tvs, ns, task, args.seed[0], Path(args.out_dir) / "reasoning_answers.png"),
         draw_training([{m: r["history"] for m, r in res["runs"].items()} for res in results], ACCURACY_LEVELS,
                       {m: [diversity_frontier(res["runs"][m]["history"]["evals"]) for res in results]
                        for m in args.methods},

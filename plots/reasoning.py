@@ -3,7 +3,7 @@
 Both take numbers the script has already computed (probabilities, evaluation histories), so this
 file needs no model:
 
-    draw_answers(probs, targets, ns, task, path)    one panel per (variant, prompt): the exact
+    draw_answers(probs, targets, tvs, ns, task, seed, path)   one panel per (variant, prompt): the exact
                                                      probability of every correct answer against pi*
     draw_training(histories, levels, frontiers, path)   held-out metrics over training, mean +- std
                                                      over seeds, and the accuracy-diversity frontier
@@ -16,15 +16,16 @@ import numpy as np
 from plots import plot_curves, plot_distribution, save_figure
 
 
-def draw_answers(probs: dict, targets: list, ns: list, task, path) -> Path:
-    """probs: variant name -> [pi(y|n) of every correct answer of n, for n in ns] ("sft" included);
-    targets: [pi* of n over its correct answers and, last, "anything else", for n in ns].
+def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:
+    """probs: variant name -> [pi(y|n) of every correct answer of n, for n in ns];
+    targets: [pi* of n over its correct answers and, last, "anything else", for n in ns];
+    tvs: variant name -> [its TV distance to pi* on n, for n in ns]; seed: the run drawn.
 
     Each panel normalises over the correct answers, p(y | correct). Restricted to the correct answers
     pi* is the SFT policy's own shape (the factor exp(A+/eta) is common to all of them), so the grey
     bars are also the SFT start. Bars that leave the grey shape are the collapse onto a few answers.
     """
-    variants = [name for name in probs if name != "sft"]
+    variants = list(probs)
     fig, axes = plt.subplots(len(variants), len(ns), figsize=(5.2 * len(ns), 2.3 * len(variants)),
                              squeeze=False, sharey="col")
     for j, n in enumerate(ns):
@@ -32,18 +33,17 @@ def draw_answers(probs: dict, targets: list, ns: list, task, path) -> Path:
         target = pi_star[:-1] / pi_star[:-1].sum()
         for i, name in enumerate(variants):
             p = np.asarray(probs[name][j])
-            tv = 0.5 * np.abs(np.append(p, max(0.0, 1 - p.sum())) - pi_star).sum()  # "anything else" last
             plot_distribution(
                 axes[i, j], target, {name: p / p.sum()},
                 outcome_labels=[y[:-1] for y in task.valid_answers(n)] if i == len(variants) - 1 else None,
-                title=f"'{n}=' {name}: P(correct) {float(p.sum()):.2f}, TV to pi* {tv:.2f}",
+                title=f"'{n}=' {name}: P(correct) {float(p.sum()):.2f}, TV to pi* {tvs[name][j]:.2f}",
                 ylabel="p(answer | correct)" if j == 0 else "",
             )
             axes[i, j].title.set_fontsize(9)
             if i < len(variants) - 1:
                 axes[i, j].set_xticks([])
     accuracy = ", ".join(f"'{n}=' {float(t[:-1].sum()):.3f}" for n, t in zip(ns, targets))
-    fig.suptitle(f"Each correct answer's probability, normalised over the correct answers (seed 0). "
+    fig.suptitle(f"Each correct answer's probability, normalised over the correct answers (seed {seed}). "
                  f"Grey: pi* = pi_sft exp(A/eta) / Z, the SFT shape; pi*(correct): {accuracy}", fontsize=10)
     return save_figure(fig, path)
 
