@@ -4,6 +4,7 @@ where it must.
 Every correct answer of a prompt can be enumerated (arithmetic.SumTask.valid_answers), so the model's
 probability of each one is an exact sum of token log-probabilities, with no sampling noise:
 
+    total_variation(p, q), entropy(p)       the two distances every chapter reports (the bandit too)
     answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
     target_distribution(p_sft, eta)         pi* = pi_sft exp(A/eta) / Z over the correct answers and
                                             "anything else" (Lemma 3.1's target from the SFT policy)
@@ -26,6 +27,16 @@ import torch
 
 from arithmetic import SumTask
 from tiny_lm import GPT
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """TV distance 1/2 sum |p - q| over the last dimension: 0 for equal distributions, 1 for disjoint ones."""
+    return 0.5 * (p - q).abs().sum(-1)
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats over the last dimension (0 log 0 = 0); differentiable, for a bonus too."""
+    return -(p * torch.log(p.clamp_min(1e-300 if p.dtype == torch.float64 else 1e-30))).sum(-1)
 
 
 @torch.no_grad()
@@ -60,7 +71,7 @@ def tv_to_target(p: torch.Tensor, target: torch.Tensor) -> float:
     """TV distance between a model and pi* on one prompt. p: [N - 1], the model's probability of each
     correct answer; target: target_distribution, with "anything else" last. The model's "anything
     else" is what its correct answers leave over."""
-    return 0.5 * float((torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]) - target).abs().sum())
+    return float(total_variation(torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]), target))
 
 
 def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) -> dict:
@@ -69,14 +80,14 @@ def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) ->
     probs = answer_probabilities(model, task, ns)
     # exp(entropy of pi normalised over the correct answers): N - 1 when the model spreads evenly,
     # 1 when it has collapsed onto one answer.
-    entropy = [float(-(q * q.clamp_min(1e-300).log()).sum()) for q in (p / p.sum() for p in probs)]
+    entropies = [float(entropy(p / p.sum())) for p in probs]
     tv = [tv_to_target(p, t) for p, t in zip(probs, targets)]
     # pi* puts almost all its mass on correct answers, so tv_to_target is mostly 1 - P(correct) until
     # the model is accurate. The shape part alone: TV between p(y | correct) and pi*(y | correct).
-    tv_shape = [0.5 * float((p / p.sum() - t[:-1] / t[:-1].sum()).abs().sum()) for p, t in zip(probs, targets)]
+    tv_shape = [float(total_variation(p / p.sum(), t[:-1] / t[:-1].sum())) for p, t in zip(probs, targets)]
     return {"exact_accuracy": float(np.mean([float(p.sum()) for p in probs])),
-            "effective_correct": float(np.mean(np.exp(entropy))),  # mean over prompts of exp(H)
-            "entropy_correct": float(np.mean(entropy)),
+            "effective_correct": float(np.mean(np.exp(entropies))),  # mean over prompts of exp(H)
+            "entropy_correct": float(np.mean(entropies)),
             "tv_to_target": float(np.mean(tv)),
             "tv_shape": float(np.mean(tv_shape))}
 

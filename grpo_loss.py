@@ -18,16 +18,15 @@ What GRPO optimises is E_{y ~ pi}[A(y)]: whichever response currently scores bes
 step after step, until the policy sits on one response (the collapse LAD is built to avoid).
 
 Optionally a penalty keeps the policy near a reference model, estimated per sample with the "k3"
-estimator of the GRPO paper:
-    exp(logp_ref - logp) - (logp_ref - logp) - 1   (>= 0, low variance).
-On samples from pi_theta its value is an unbiased estimate of KL(pi_theta || pi_ref). Its gradient,
-taken as a loss on those samples, is (1 - pi_ref/pi_theta) grad log pi_theta, whose expectation is the
-gradient of the *reverse* divergence KL(pi_ref || pi_theta): what the penalty optimises is the latter.
+estimator of the GRPO paper, exp(logp_ref - logp) - (logp_ref - logp) - 1 (kl_penalty.k3_penalty).
+Its value estimates KL(pi_theta || pi_ref), but as a loss its gradient follows KL(pi_ref || pi_theta):
+kl_penalty.py explains the difference and offers k2, whose gradient follows KL(pi_theta || pi_ref).
 
 Shapes, masks and reductions follow lad_loss.py, whose helpers this file reuses.
 """
 import torch
 
+from kl_penalty import k3_penalty
 from lad_loss import prepare_inputs, reduce_loss
 
 
@@ -89,7 +88,7 @@ def grpo_loss(
             leaving the importance-weighted policy gradient -ratio * A.
         logp_ref: log-probabilities under a reference policy, the shape of logp; needed when
             kl_coef > 0.
-        kl_coef: weight of the k3 penalty (>= 0).
+        kl_coef: weight of the per-token k3 penalty (>= 0), kl_penalty.k3_penalty.
     """
     if clip_eps is not None and not clip_eps > 0:
         raise ValueError(f"clip_eps must be > 0 or None, got {clip_eps}")
@@ -113,14 +112,3 @@ def grpo_loss(
         loss = loss + kl_coef * k3_penalty(logp, logp_ref)
     return reduce_loss(loss, mask, reduction)
 
-
-def k3_penalty(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
-    """The k3 estimate of KL(pi_theta || pi_ref), elementwise: exp(r) - r - 1 with r = logp_ref - logp.
-
-    Any shape; the caller masks and reduces (reduce_loss). It is >= 0 and 0 exactly where the two
-    policies agree. Its gradient is (1 - exp(logp_ref - logp)) grad logp: it pulls logp down where
-    the policy is above the reference and up where it is below. The reference is a fixed anchor, so
-    it is detached: a gradient into pi_ref would move the anchor towards the policy.
-    """
-    log_ref_ratio = logp_ref.detach() - logp
-    return torch.exp(log_ref_ratio) - log_ref_ratio - 1

@@ -54,7 +54,8 @@ from tqdm import tqdm
 from arithmetic import SumTask
 from evaluation import (ACCURACY_LEVELS, answer_probabilities, diversity_frontier, evaluate, exact_metrics,
                         largest_accuracy_drop, targets_of, tv_to_target)
-from grpo_loss import group_advantages, grpo_loss, k3_penalty
+from grpo_loss import group_advantages, grpo_loss
+from kl_penalty import k3_penalty
 from lad_loss import DIVERGENCES, lad_loss, reduce_loss
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training

@@ -10,7 +10,8 @@ import torch
 import evaluation
 import train_reasoning as tr
 from arithmetic import SumTask
-from grpo_loss import group_advantages, k3_penalty
+from grpo_loss import group_advantages
+from kl_penalty import k3_penalty
 from tiny_lm import GPT, GPTConfig
 
 TASK = SumTask()
