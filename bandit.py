@@ -128,7 +128,7 @@ def bandit_advantages(pi_0: torch.Tensor, center: bool = False) -> torch.Tensor:
     return advantages - (pi_0 * advantages).sum() if center else advantages
 
 
-def target_distribution(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -> torch.Tensor:
+def target_policy(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -> torch.Tensor:
     """The target policy pi* = pi_old * exp(A/eta) / Z of Lemma 3.1, normalised in log space. It is
     the policy at which the paper's P_pi = P_A (lad_loss.py); the figures draw it as "target pi*"."""
     return torch.softmax(torch.log(pi_old) + advantages / eta, dim=-1)
@@ -183,7 +183,7 @@ class Run:
         self.snapshots.append(pi)
 
 
-def policy_loss(method, logits, pi_old, advantages, arms, args: Args):
+def step_loss(method, logits, pi_old, advantages, arms, args: Args):
     """The loss for one step. `arms` is the sampled group [group_size], or None for the exact
     expectation, in which case every arm enters weighted by pi_old (a sampled group weights each
     sample 1/group_size: the same estimator, without the noise)."""
@@ -213,7 +213,7 @@ def policy_loss(method, logits, pi_old, advantages, arms, args: Args):
 def train(method: str, args: Args, record_every: int = 10, progress: bool = True, desc: str | None = None) -> Run:
     pi_0 = uniform_policy()
     advantages = bandit_advantages(pi_0, center=args.center_advantages)
-    run = Run(method, target=target_distribution(pi_0, advantages, args.eta))
+    run = Run(method, target=target_policy(pi_0, advantages, args.eta))
     pi_old_mode = args.pi_old if method == "lad" else args.grpo_pi_old
 
     torch.manual_seed(args.seed)
@@ -228,7 +228,7 @@ def train(method: str, args: Args, record_every: int = 10, progress: bool = True
             run.record(step, pi)
         pi_old = pi_0 if pi_old_mode == "fixed" else pi
         arms = None if args.exact else torch.multinomial(pi_old, args.group_size, replacement=True, generator=generator)
-        loss = policy_loss(method, logits, pi_old, advantages, arms, args)
+        loss = step_loss(method, logits, pi_old, advantages, arms, args)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -265,7 +265,7 @@ def experiment(args: Args) -> list[tuple[str, str, Args]]:
         # beta = eta / std, with std taken under the target. We run that value among a log grid.
         pi_0 = uniform_policy()
         advantages = bandit_advantages(pi_0)
-        target = target_distribution(pi_0, advantages, args.eta)
+        target = target_policy(pi_0, advantages, args.eta)
         std = float((target * (advantages - (target * advantages).sum()) ** 2).sum().sqrt())
         betas = sorted([0, 0.1, 0.3, 1, 3, round(args.eta / std, 2)])
         return [("LAD", "lad", args)] + [

@@ -6,7 +6,7 @@ probability of each one is an exact sum of token log-probabilities, with no samp
 
     total_variation(p, q), entropy(p)       the two distances every chapter reports (the bandit too)
     answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
-    target_distribution(p_sft, eta)         pi* = pi_sft exp(A/eta) / Z over the correct answers and
+    answer_target(p_sft, eta)               pi* = pi_sft exp(A/eta) / Z over the correct answers and
                                             "anything else" (Lemma 3.1's target from the SFT policy)
     tv_to_target(p, target)                 the TV distance between a model and pi* on one prompt
     exact_metrics(model, task, ns, targets) P(correct), the effective number of correct answers, and
@@ -51,7 +51,7 @@ def answer_probabilities(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
     return list(torch.split(p, [len(a) for a in answers]))
 
 
-def target_distribution(p_sft: torch.Tensor, eta: float) -> torch.Tensor:
+def answer_target(p_sft: torch.Tensor, eta: float) -> torch.Tensor:
     """pi* = pi_sft * exp(A/eta) / Z on one prompt, over its N - 1 correct answers and one outcome,
     last, for "anything else" (every wrong or malformed completion together).
 
@@ -69,14 +69,14 @@ def target_distribution(p_sft: torch.Tensor, eta: float) -> torch.Tensor:
 
 def tv_to_target(p: torch.Tensor, target: torch.Tensor) -> float:
     """TV distance between a model and pi* on one prompt. p: [N - 1], the model's probability of each
-    correct answer; target: target_distribution, with "anything else" last. The model's "anything
+    correct answer; target: answer_target, with "anything else" last. The model's "anything
     else" is what its correct answers leave over."""
     return float(total_variation(torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]), target))
 
 
 def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) -> dict:
     """No sampling: P(correct), the effective number of correct answers and the TV distance to pi*,
-    each averaged over the prompts ns (targets[i] is target_distribution of prompt ns[i])."""
+    each averaged over the prompts ns (targets[i] is answer_target of prompt ns[i])."""
     probs = answer_probabilities(model, task, ns)
     # exp(entropy of pi normalised over the correct answers): N - 1 when the model spreads evenly,
     # 1 when it has collapsed onto one answer.
@@ -157,4 +157,4 @@ def largest_accuracy_drop(evals: list) -> float:
 
 def targets_of(sft_model: GPT, task: SumTask, ns, eta: float) -> list[torch.Tensor]:
     """pi* of every prompt in ns, from the SFT policy: the same for every variant."""
-    return [target_distribution(p, eta) for p in answer_probabilities(sft_model, task, ns)]
+    return [answer_target(p, eta) for p in answer_probabilities(sft_model, task, ns)]

@@ -89,7 +89,7 @@ class Args:
     clip_eps: float = 0.2  # GRPO's trust region
     eta: float = 0.25  # LAD's trust-region temperature (the paper: 1/eta = 4)
     divergence: str = "js"  # LAD's f-divergence
-    lad_ratio: str = "token"  # "token" or "sequence" (Lemma 3.2's form): see policy_loss
+    lad_ratio: str = "token"  # "token" or "sequence" (Lemma 3.2's form): see variant_loss
     kl_coef: float | None = None  # beta of the -kl variants; None means eta, so they share LAD's pi*
     # evaluation
     eval_samples: int = 32  # k completions per held-out prompt
@@ -156,7 +156,7 @@ def train_sft(task: SumTask, args: Args, seed: int) -> Path:
 # Stage 2: RL. One loop for every variant, so that they differ in the loss and the anchor only.
 # ---------------------------------------------------------------------------------------------
 
-def policy_loss(method: str, model: GPT, batch: dict, args: Args) -> torch.Tensor:
+def variant_loss(method: str, model: GPT, batch: dict, args: Args) -> torch.Tensor:
     """The loss of one variant on one sampled batch.
 
     logp and logp_old are per token [batch, tokens], zero on padding. The advantage A is one number
@@ -219,7 +219,7 @@ def rl_models(method: str, sft_path: Path, args: Args) -> tuple[GPT, GPT, GPT | 
 def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args) -> None:
     """updates_per_batch optimiser steps on one batch; pi_old (and pi_sft) stay fixed meanwhile."""
     for _ in range(args.updates_per_batch):
-        loss = policy_loss(method, model, batch, args)
+        loss = variant_loss(method, model, batch, args)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -438,7 +438,7 @@ def aggregate(results: list, args: Args, task: SumTask) -> dict:
     return metrics
 
 
-def print_table(metrics: dict, args: Args, task: SumTask) -> None:
+def print_summary(metrics: dict, args: Args, task: SumTask) -> None:
     names = ["sft"] + list(args.methods)
     print(f"\n{len(task.heldout_n)} held-out prompts, k = {args.eval_samples} samples each, "
           f"mean ± std over seeds {args.seed}")
@@ -472,7 +472,7 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     runs = iter(run_jobs(train_rl, jobs, args))
     results = [summarise_seed(task, args, seed, {m: next(runs) for m in args.methods}) for seed in args.seed]
     metrics = aggregate(results, args, task)
-    print_table(metrics, args, task)
+    print_summary(metrics, args, task)
 
     first = results[0]  # the answer figure shows the first seed's models; the curves show every seed
     ns = sorted(task.heldout_n)[:3]  # the smallest held-out N: few enough bars to read

@@ -45,7 +45,7 @@ def predicted_lad_target(advantages, pi_old, eta: float, divide_by_std: bool) ->
     """Where LAD (pi_old fixed) ends when trained on normalise_advantages(advantages, pi_old, divide_by_std).
 
     Write it in terms of the raw advantages and effective_eta, not by normalising and calling it done:
-    bandit.target_distribution computes a target.
+    bandit.target_policy computes a target.
     """
     raise NotImplementedError("exercise 5: write predicted_lad_target")
 

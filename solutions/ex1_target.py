@@ -13,7 +13,7 @@ Two facts the check verifies, and why they hold:
   * P_pi(pi*) = P_A: with pi = pi*, pi/pi_old = exp(A/eta)/Z, and normalising that over y gives
     exp(A/eta)/Z_A. The paper's "P_pi = P_A" and the policy "pi = pi*" are the same statement.
 
-bandit.py's target_distribution computes pi* with the same one-line softmax.
+bandit.py's target_policy computes pi* with the same one-line softmax.
 """
 import torch
 

@@ -47,7 +47,7 @@ def effective_eta(advantages, pi_old, eta: float) -> float:
 def predicted_lad_target(advantages, pi_old, eta: float, divide_by_std: bool) -> torch.Tensor:
     # Centring never moves the target, so only the temperature can change.
     temperature = effective_eta(advantages, pi_old, eta) if divide_by_std else eta
-    return bandit.target_distribution(pi_old, advantages, temperature)
+    return bandit.target_policy(pi_old, advantages, temperature)
 
 
 def predicted_grpo_limit(advantages) -> torch.Tensor:

@@ -53,7 +53,7 @@ from lad_loss import lad_loss
 
 
 def lad_optimum(pi_0, advantages, eta: float) -> torch.Tensor:
-    return bandit.target_distribution(pi_0, advantages, eta)
+    return bandit.target_policy(pi_0, advantages, eta)
 
 
 def entropy_bonus_optimum(advantages, beta: float) -> torch.Tensor:

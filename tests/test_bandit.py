@@ -12,7 +12,7 @@ import bandit
 def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
     pi_0 = bandit.uniform_policy()
     advantages = bandit.bandit_advantages(pi_0)
-    target = bandit.target_distribution(pi_0, advantages, 0.25)
+    target = bandit.target_policy(pi_0, advantages, 0.25)
     assert torch.isfinite(advantages).all()
     assert torch.allclose(target, bandit.mixture(), atol=1e-6)
     # three local maxima, at the mode centres, the heaviest first
@@ -23,7 +23,7 @@ def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
     assert summary["tv"] == 0.0 and summary["modes_recovered"] == 3
     # centring the advantages keeps the target and raises its normaliser Z above 1 (Jensen)
     centred = bandit.bandit_advantages(pi_0, center=True)
-    assert torch.allclose(bandit.target_distribution(pi_0, centred, 0.25), target, atol=1e-6)
+    assert torch.allclose(bandit.target_policy(pi_0, centred, 0.25), target, atol=1e-6)
     assert float((pi_0 * centred).sum()) == pytest.approx(0.0, abs=1e-6)
     assert float((pi_0 * torch.exp(centred / 0.25)).sum()) > 1.5
 
@@ -31,9 +31,9 @@ def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
 def test_eta_sharpens_the_target_around_the_same_modes():
     pi_0 = bandit.uniform_policy()
     advantages = bandit.bandit_advantages(pi_0)
-    peaks = [float(bandit.target_distribution(pi_0, advantages, 1 / k).max()) for k in (0.5, 1, 4, 16)]
+    peaks = [float(bandit.target_policy(pi_0, advantages, 1 / k).max()) for k in (0.5, 1, 4, 16)]
     assert peaks == sorted(peaks) and peaks[-1] > 3 * peaks[2]
-    sharp = bandit.target_distribution(pi_0, advantages, 1 / 16)
+    sharp = bandit.target_policy(pi_0, advantages, 1 / 16)
     assert torch.allclose(sharp, bandit.mixture() ** 4 / (bandit.mixture() ** 4).sum(), atol=1e-5)
 
 
@@ -76,7 +76,7 @@ def test_exact_mode_weights_each_arm_by_a_non_uniform_pi_old():
     x = ratio / weight
     per_arm = weight * 0.5 * (x * x.log() - (x + 1) * torch.log((x + 1) / 2))
     expected = float((pi_old.double() * per_arm).sum())
-    got = float(bandit.policy_loss("lad", logits, pi_old, advantages, None, args))
+    got = float(bandit.step_loss("lad", logits, pi_old, advantages, None, args))
     assert got == pytest.approx(expected, rel=1e-4)
     assert abs(float(per_arm.mean()) - expected) > 0.01 * abs(expected)  # uniform weights would fail
 
@@ -85,7 +85,7 @@ def test_exact_mode_weights_each_arm_by_a_non_uniform_pi_old():
     mean = (pi_old.double() * a).sum()
     a_hat = (a - mean) / ((pi_old.double() * (a - mean) ** 2).sum().sqrt() + 1e-6)
     expected = float(-(pi_old.double() * ratio * a_hat).sum())
-    got = float(bandit.policy_loss("grpo", logits, pi_old, advantages, None, args))
+    got = float(bandit.step_loss("grpo", logits, pi_old, advantages, None, args))
     assert got == pytest.approx(expected, rel=1e-4)
     assert abs(float(-(ratio * (a - a.mean()) / a.std()).mean()) - expected) > 0.01 * abs(expected)
 

@@ -141,8 +141,8 @@ def test_the_kl_variants_add_exactly_kl_coef_times_the_token_mean_k3_to_their_lo
     batch = two_answer_batch(model)
     batch["logp_ref"] = (batch["logp_old"] - 0.3 * batch["mask"]).requires_grad_(True)  # an anchor != pi
     args = small_args(kl_coef=0.7)
-    anchored = tr.policy_loss(f"{base}-kl", model, batch, args)
-    plain = tr.policy_loss(base, model, batch, args)
+    anchored = tr.variant_loss(f"{base}-kl", model, batch, args)
+    plain = tr.variant_loss(base, model, batch, args)
     logp = model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"]).detach()
     r = (batch["logp_ref"].detach() - logp)[batch["mask"]]
     assert float((anchored - plain).detach()) == pytest.approx(0.7 * float((r.exp() - r - 1).mean()), rel=1e-5)
@@ -153,7 +153,7 @@ def test_the_kl_variants_add_exactly_kl_coef_times_the_token_mean_k3_to_their_lo
 def test_target_keeps_the_sft_shape_among_correct_answers_and_its_accuracy_is_lemma_3_1s():
     p_sft = torch.tensor([0.05, 0.15, 0.10], dtype=torch.float64)  # P_sft(correct) = 0.3
     eta = 0.25
-    target = evaluation.target_distribution(p_sft, eta)
+    target = evaluation.answer_target(p_sft, eta)
     assert float(target.sum()) == pytest.approx(1.0, abs=1e-12)
     assert torch.allclose(target[:-1] / target[:-1].sum(), p_sft / p_sft.sum())
     # By hand: A+ = sqrt(0.7/0.3), A- = -sqrt(0.3/0.7); pi*(correct) = 0.3 e^{A+/eta} / Z.
@@ -167,7 +167,7 @@ def test_exact_tv_of_the_sft_model_is_its_accuracy_gap_to_the_target():
     model = small_model(3)
     ns = TASK.heldout_n[:4]
     probs = evaluation.answer_probabilities(model, TASK, ns)
-    targets = [evaluation.target_distribution(p, 0.25) for p in probs]
+    targets = [evaluation.answer_target(p, 0.25) for p in probs]
     metrics = evaluation.exact_metrics(model, TASK, ns, targets)
     gap = sum(float(t[:-1].sum() - p.sum()) for p, t in zip(probs, targets)) / len(ns)
     assert metrics["tv_to_target"] == pytest.approx(gap, rel=1e-6)

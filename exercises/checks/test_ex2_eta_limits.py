@@ -29,7 +29,7 @@ def test_small_eta_limit_matches_the_target_and_splits_ties_by_pi_old(ex2):
         f"expected {expected.tolist()}: the two best responses share the mass in pi_old's ratio 0.30 : 0.10, "
         f"the others get 0; got {limit.tolist()}")
     for eta in (1e-2, 1e-3):
-        distance = tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit)
+        distance = tv(bandit.target_policy(PI_OLD, ADVANTAGES, eta), limit)
         assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"
 
 
@@ -37,7 +37,7 @@ def test_large_eta_limit_matches_the_target(ex2):
     limit = ex2.target_as_eta_goes_to_infinity(PI_OLD, ADVANTAGES)
     assert torch.allclose(limit, PI_OLD, atol=1e-12), f"expected pi_old itself, {PI_OLD.tolist()}; got {limit.tolist()}"
     for eta in (1e4, 1e6):
-        distance = tv(bandit.target_distribution(PI_OLD, ADVANTAGES, eta), limit)
+        distance = tv(bandit.target_policy(PI_OLD, ADVANTAGES, eta), limit)
         assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"
 
 
@@ -61,6 +61,6 @@ def test_training_goes_where_the_limits_say(ex2):
     assert float(learned[128][10]) > 0.8, "at 1/eta = 128 most of the mass should sit on arm 10"
     # and each run did learn its own target (a sanity check on train_lad's settings)
     for k, pi in learned.items():
-        distance = tv(pi, bandit.target_distribution(pi_0, advantages, 1 / k))
+        distance = tv(pi, bandit.target_policy(pi_0, advantages, 1 / k))
         assert distance < 0.02, (f"at 1/eta = {k:g} LAD should end within TV 0.02 of its own target, got "
                                  f"{distance:.3f}: check train_lad's eta, steps, lr and exact=True")

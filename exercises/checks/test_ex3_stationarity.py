@@ -12,7 +12,7 @@ ETA = 0.5
 # Six responses, a non-uniform pi_old, two responses (0 and 1) with equal advantage.
 PI_OLD = torch.softmax(torch.tensor([0.3, -0.5, 0.1, 0.9, -1.2, 0.0], dtype=torch.float64), 0)
 ADVANTAGES = torch.tensor([0.8, 0.8, -0.3, 0.1, -1.0, 0.4], dtype=torch.float64)
-TARGET = bandit.target_distribution(PI_OLD, ADVANTAGES, ETA)
+TARGET = bandit.target_policy(PI_OLD, ADVANTAGES, ETA)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
     centred = ADVANTAGES - (PI_OLD * ADVANTAGES).sum()  # a baseline: Z > 1 by Jensen's inequality
     z = float((PI_OLD * torch.exp(centred / ETA)).sum())
     assert z > 1.3
-    target = bandit.target_distribution(PI_OLD, centred, ETA)
+    target = bandit.target_policy(PI_OLD, centred, ETA)
     other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
     assert other.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
     assert (other >= 0).all(), f"a policy's probabilities cannot be negative: {other.tolist()}"

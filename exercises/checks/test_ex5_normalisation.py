@@ -25,7 +25,7 @@ def train_lad_exact(advantages, steps=400, lr=5e-2):
     logits = torch.zeros(bandit.N_ARMS, requires_grad=True)
     optimizer = torch.optim.Adam([logits], lr=lr)
     for _ in range(steps):
-        loss = bandit.policy_loss("lad", logits, PI_0, advantages, None, args)
+        loss = bandit.step_loss("lad", logits, PI_0, advantages, None, args)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -72,13 +72,13 @@ def test_dividing_by_the_std_is_a_change_of_eta(ex5):
     eta = 0.7
     normalised = ex5.normalise_advantages(advantages, pi_old)
     eta_prime = ex5.effective_eta(advantages, pi_old, eta)
-    assert torch.allclose(bandit.target_distribution(pi_old, normalised, eta),
-                          bandit.target_distribution(pi_old, advantages, eta_prime), rtol=1e-10), \
+    assert torch.allclose(bandit.target_policy(pi_old, normalised, eta),
+                          bandit.target_policy(pi_old, advantages, eta_prime), rtol=1e-10), \
         "the raw advantages at effective_eta should give the target that the normalised ones give at eta"
     for divide_by_std in (False, True):
         assert torch.allclose(
             ex5.predicted_lad_target(advantages, pi_old, eta, divide_by_std),
-            bandit.target_distribution(pi_old, ex5.normalise_advantages(advantages, pi_old, divide_by_std), eta),
+            bandit.target_policy(pi_old, ex5.normalise_advantages(advantages, pi_old, divide_by_std), eta),
             rtol=1e-10), (f"predicted_lad_target(divide_by_std={divide_by_std}) should be the target of the "
                           "normalised advantages")
     bandit_eta = ex5.effective_eta(ADVANTAGES, PI_0, ETA)
@@ -91,7 +91,7 @@ def test_lad_trained_on_normalised_advantages_goes_where_predicted(ex5, divide_b
     predicted = ex5.predicted_lad_target(ADVANTAGES, PI_0, ETA, divide_by_std)
     distance = tv(learned, predicted)
     assert distance < 0.01, f"LAD should end within TV 0.01 of predicted_lad_target, got {distance:.3f}"
-    raw_target = bandit.target_distribution(PI_0, ADVANTAGES, ETA)
+    raw_target = bandit.target_policy(PI_0, ADVANTAGES, ETA)
     if divide_by_std:  # a different, sharper target than the mixture
         assert tv(learned, raw_target) > 0.1 and float(learned.max()) > 1.5 * float(raw_target.max()), \
             "dividing by the std (about 0.48) should give a clearly sharper target than the mixture"
