@@ -4,11 +4,13 @@ where it must.
 Every correct answer of a prompt can be enumerated (arithmetic.SumTask.valid_answers), so the model's
 probability of each one is an exact sum of token log-probabilities, with no sampling noise:
 
-    total_variation(p, q), entropy(p)       the two distances every chapter reports (the bandit too)
+    total_variation(p, q), entropy(p)       distance and spread, as every chapter reports them
     answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
+    large_group_advantages(p)               A+ and A- of a prompt answered correctly with probability p
     answer_target(p_sft, eta)               pi* = pi_sft exp(A/eta) / Z over the correct answers and
                                             "anything else" (Lemma 3.1's target from the SFT policy)
     tv_to_target(p, target)                 the TV distance between a model and pi* on one prompt
+    effective_number(p)                     exp(entropy) of p normalised: the effective number of answers
     exact_metrics(model, task, ns, targets) P(correct), the effective number of correct answers, and
                                             the TV distance to pi* (whole, and its shape part)
     evaluate(...)                           the above on held-out prompts, plus sampled metrics:
@@ -17,6 +19,8 @@ probability of each one is an exact sum of token log-probabilities, with no samp
     diversity_frontier(evals)               the most diverse checkpoint at each accuracy level, to
                                             compare methods at matched accuracy
     largest_accuracy_drop(evals)            how far accuracy ever fell below its best so far
+    aggregate_seeds(results, methods)       mean +- std over seeds of every metric, and the per-seed
+                                            differences between the variants the README compares
 
 Imports the task and the model only; train_reasoning.py calls it.
 """
@@ -51,17 +55,23 @@ def answer_probabilities(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
     return list(torch.split(p, [len(a) for a in answers]))
 
 
+def large_group_advantages(p: float) -> tuple[float, float]:
+    """(A+, A-): the group-normalised 0/1 reward in the large-group limit, for a prompt answered
+    correctly with probability p. The group mean is p and the std sqrt(p (1 - p)), so a correct answer
+    gets A+ = sqrt((1 - p) / p) and anything else A- = -sqrt(p / (1 - p))."""
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.sqrt((1 - p) / p), -math.sqrt(p / (1 - p))
+
+
 def answer_target(p_sft: torch.Tensor, eta: float) -> torch.Tensor:
     """pi* = pi_sft * exp(A/eta) / Z on one prompt, over its N - 1 correct answers and one outcome,
     last, for "anything else" (every wrong or malformed completion together).
 
-    p_sft: [N - 1], pi_sft of each correct answer. A is the group-normalised 0/1 reward in the
-    large-group limit: for a prompt that pi_sft answers correctly with probability p, the group mean is
-    p and the std sqrt(p (1 - p)), so A+ = sqrt((1 - p) / p) for a correct answer and
-    A- = -sqrt(p / (1 - p)) for anything else. Computed in log space (A/eta reaches 20 and more).
+    p_sft: [N - 1], pi_sft of each correct answer. A is large_group_advantages of the SFT policy's
+    success rate p = sum(p_sft). Computed in log space (A/eta reaches 20 and more).
     """
     p = float(p_sft.sum().clamp(1e-12, 1 - 1e-12))
-    a_plus, a_minus = math.sqrt((1 - p) / p), -math.sqrt(p / (1 - p))
+    a_plus, a_minus = large_group_advantages(p)
     log_w = torch.cat([p_sft.double().clamp_min(1e-300).log() + a_plus / eta,
                        torch.tensor([math.log(1 - p) + a_minus / eta], dtype=torch.float64)])
     return (log_w - torch.logsumexp(log_w, 0)).exp()
@@ -74,33 +84,34 @@ def tv_to_target(p: torch.Tensor, target: torch.Tensor) -> float:
     return float(total_variation(torch.cat([p, (1 - p.sum()).clamp_min(0).view(1)]), target))
 
 
+def effective_number(p: torch.Tensor) -> float:
+    """exp(entropy) of p normalised to sum 1: N for a uniform p over N outcomes, 1 for a one-hot p.
+    Over a prompt's correct answers, the effective number of correct answers (whatever P(correct) is)."""
+    return float(entropy(p / p.sum()).exp())
+
+
 def exact_metrics(model: GPT, task: SumTask, ns, targets: list[torch.Tensor]) -> dict:
     """No sampling: P(correct), the effective number of correct answers and the TV distance to pi*,
     each averaged over the prompts ns (targets[i] is answer_target of prompt ns[i])."""
     probs = answer_probabilities(model, task, ns)
-    # exp(entropy of pi normalised over the correct answers): N - 1 when the model spreads evenly,
-    # 1 when it has collapsed onto one answer.
-    entropies = [float(entropy(p / p.sum())) for p in probs]
     tv = [tv_to_target(p, t) for p, t in zip(probs, targets)]
     # pi* puts almost all its mass on correct answers, so tv_to_target is mostly 1 - P(correct) until
     # the model is accurate. The shape part alone: TV between p(y | correct) and pi*(y | correct).
     tv_shape = [float(total_variation(p / p.sum(), t[:-1] / t[:-1].sum())) for p, t in zip(probs, targets)]
+    # Does a variant favour longer answers? The mean length (characters, "." included) of a correct
+    # answer under p(y | correct); pi* has the SFT policy's.
+    lengths = [torch.tensor([len(y) for y in task.valid_answers(n)], dtype=torch.float64) for n in ns]
     return {"exact_accuracy": float(np.mean([float(p.sum()) for p in probs])),
-            "effective_correct": float(np.mean(np.exp(entropies))),  # mean over prompts of exp(H)
-            "entropy_correct": float(np.mean(entropies)),
+            "correct_length": float(np.mean([float((p / p.sum() * l).sum()) for p, l in zip(probs, lengths)])),
+            # N - 1 when the model spreads evenly over the correct answers, 1 when it has collapsed onto one
+            "effective_correct": float(np.mean([effective_number(p) for p in probs])),
             "tv_to_target": float(np.mean(tv)),
             "tv_shape": float(np.mean(tv_shape))}
 
 
-def distinct_n(texts: list[str], n: int) -> float:
-    """Distinct-n: unique character n-grams / all n-grams over a set of completions."""
-    grams = [t[i : i + n] for t in texts for i in range(len(t) - n + 1)]
-    return len(set(grams)) / max(len(grams), 1)
-
-
-# A completion counts as outside the SFT policy's support when pi_sft gives it less than this: in a
-# whole run the SFT sampler draws each training prompt a few thousand times, so it would produce such
-# a completion less than once.
+# A completion counts as outside the SFT policy's support when pi_sft gives it less than this: a
+# 200-iteration run samples about 780 completions of each training prompt (200 x 32 prompts x G = 8
+# over 66 prompts), so the SFT sampler would write such a completion less than once (0.08 times).
 SFT_SUPPORT = 1e-4
 
 
@@ -122,13 +133,10 @@ def evaluate(model: GPT, task: SumTask, ns, k: int, seed: int, targets, sft_mode
     logp_sft = sft_model.completion_logprobs(prompts.repeat_interleave(k, 0), tokens, mask).sum(1)
     return {
         "accuracy": float(correct.float().mean()),
-        "pass_at_k": float(correct.any(1).float().mean()),
         "distinct_correct": float(np.mean(distinct_correct)),
         "wellformed_wrong": float((well_formed & ~correct).float().mean()),
         "malformed": float((~well_formed).float().mean()),
         "outside_sft_support": float((logp_sft < math.log(SFT_SUPPORT)).float().mean()),
-        "distinct_2": float(np.mean([distinct_n(g, 2) for g in groups])),
-        "distinct_3": float(np.mean([distinct_n(g, 3) for g in groups])),
         **exact_metrics(model, task, ns, targets),
     }
 
@@ -158,3 +166,71 @@ def largest_accuracy_drop(evals: list) -> float:
 def targets_of(sft_model: GPT, task: SumTask, ns, eta: float) -> list[torch.Tensor]:
     """pi* of every prompt in ns, from the SFT policy: the same for every variant."""
     return [answer_target(p, eta) for p in answer_probabilities(sft_model, task, ns)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Over seeds: the table the README prints.
+# ---------------------------------------------------------------------------------------------
+
+# The comparisons the README draws, when both sides were run: (variant, baseline).
+COMPARISONS = [("lad", "grpo"), ("lad-kl", "grpo-kl"), ("lad-fixed", "lad-kl"), ("grpo-kl", "grpo"), ("lad-kl", "lad")]
+COMPARED = ["exact_accuracy", "effective_correct", "tv_to_target", "tv_shape", "effective_at_accuracy",
+            "largest_accuracy_drop"]
+
+
+def mean_and_spread(values: list) -> tuple[float | None, float | None]:
+    """Mean and (population) std over seeds, skipping None (a seed that never reached a level)."""
+    known = [v for v in values if v is not None]
+    return (float(np.mean(known)), float(np.std(known))) if known else (None, None)
+
+
+def aggregate_seeds(results: list, methods: list) -> dict:
+    """results: one summary per seed, each {"final": name -> metrics, "runs": method -> run}.
+    Per variant: the mean over seeds of every metric, their std, the per-seed values; the time per
+    iteration and its ratio to GRPO's; per comparison, the per-seed differences."""
+    metrics = {}
+    for name in results[0]["final"]:
+        values = {k: [r["final"][name][k] for r in results] for k in results[0]["final"][name]}
+        spread = {k: mean_and_spread(v) for k, v in values.items()}
+        metrics[name] = {k: m for k, (m, _) in spread.items()}
+        metrics[name]["std"] = {k: s for k, (_, s) in spread.items()}
+        metrics[name]["per_seed"] = values
+        metrics[name]["seeds_reaching_match_accuracy"] = sum(v is not None for v in values["effective_at_accuracy"])
+    seconds = {m: [r["runs"][m]["seconds_per_iteration"] for r in results] for m in methods}
+    metrics["seconds_per_iteration"] = {m: float(np.mean(s)) for m, s in seconds.items()}
+    if "grpo" in seconds:  # each seed's ratio is measured within one run, on the same machine state
+        metrics["time_over_grpo"] = {m: float(np.mean(np.divide(s, seconds["grpo"]))) for m, s in seconds.items()}
+    metrics["differences"] = {}
+    for a, b in COMPARISONS:
+        if a in metrics and b in metrics:
+            metrics["differences"][f"{a} - {b}"] = {}
+            for k in COMPARED:
+                d = [None if x is None or y is None else x - y
+                     for x, y in zip(metrics[a]["per_seed"][k], metrics[b]["per_seed"][k])]
+                mean, std = mean_and_spread(d)
+                metrics["differences"][f"{a} - {b}"][k] = {"per_seed": d, "mean": mean, "std": std}
+    return metrics
+
+
+def print_summary(metrics: dict, seeds: list, eval_samples: int, match_accuracy: float, n_heldout: int) -> None:
+    """The table aggregate_seeds computed, as text."""
+    names = [n for n in metrics if "per_seed" in metrics[n]]
+    print(f"\n{n_heldout} held-out prompts, k = {eval_samples} samples each, mean ± std over seeds {seeds}")
+    print(f"{'':28s}" + "".join(f"{name:>17s}" for name in names))
+    keys = list(dict.fromkeys(k for n in names for k in metrics[n]["per_seed"]))
+    for k in keys:
+        label = f"effective at acc >= {match_accuracy:g}" if k == "effective_at_accuracy" else k
+        print(f"{label:28s}" + "".join(
+            f"{metrics[n][k]:>9.3f} ± {metrics[n]['std'][k]:<5.3f}" if metrics[n].get(k) is not None
+            else f"{'-':>17s}" for n in names))
+    print(f"{'  (seeds that got there)':28s}" + "".join(
+        f"{metrics[n]['seeds_reaching_match_accuracy']:>13d} / {len(seeds)}" for n in names))
+    print("seconds per RL iteration (median): "
+          + ", ".join(f"{m} {t:.3f}" for m, t in metrics["seconds_per_iteration"].items()))
+    if "time_over_grpo" in metrics:
+        print("time per iteration / GRPO's:       "
+              + ", ".join(f"{m} {t:.2f}" for m, t in metrics["time_over_grpo"].items()))
+    for pair, diffs in metrics["differences"].items():
+        print(f"{pair:20s}" + "   ".join(
+            f"{k} {d['mean']:+.3f} ± {d['std']:.3f} [" + " ".join("-" if x is None else f"{x:+.2f}" for x in d["per_seed"]) + "]"
+            for k, d in diffs.items() if d["mean"] is not None))

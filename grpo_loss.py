@@ -31,15 +31,13 @@ from lad_loss import prepare_inputs, reduce_loss
 
 
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, normalize: bool = True, eps: float = 1e-6
+    rewards: torch.Tensor, group_size: int, eps: float = 1e-6
 ) -> torch.Tensor:
     """Group-relative advantages.
 
     Args:
         rewards: [n_prompts * group_size]; consecutive blocks of group_size belong to one prompt.
         group_size: G, the number of responses sampled per prompt (>= 2).
-        normalize: divide by the group's standard deviation (GRPO). False only subtracts the group
-            mean (the "Dr. GRPO" variant).
         eps: added to the standard deviation (>= 0, finite).
 
     Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
@@ -63,9 +61,8 @@ def group_advantages(
     # rounding error divided by a std of the same size would be an advantage of 0.19; with eps = 0
     # the plain formula is 0 / 0.
     constant = (groups == groups[:, :1]).all(dim=1, keepdim=True)
-    if normalize:
-        std = groups.std(dim=1, keepdim=True)
-        centred = centred / torch.where(constant, torch.ones_like(std), std + eps)
+    std = groups.std(dim=1, keepdim=True)
+    centred = centred / torch.where(constant, torch.ones_like(std), std + eps)
     return torch.where(constant, torch.zeros_like(centred), centred).reshape(-1)
 
 

@@ -32,8 +32,10 @@ import torch.nn.functional as F
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 16  # number of distinct characters (the task defines them)
-    block_size: int = 16  # longest prompt + completion the model can read
+    # The defaults are the arithmetic task's (arithmetic.SumTask): 13 characters, and a 3-character
+    # prompt plus a completion of up to 6, so `python tiny_lm.py` counts the experiment's parameters.
+    vocab_size: int = 13  # number of distinct characters
+    block_size: int = 9  # longest prompt + completion the model can read
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 96
@@ -167,7 +169,6 @@ class GPT(nn.Module):
         max_new_tokens: int,
         end_token: int,
         num_samples: int = 1,
-        temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample `num_samples` completions for every prompt, all in one batch.
@@ -179,16 +180,12 @@ class GPT(nn.Module):
                 filled with end_token again (padding) and masked out.
             num_samples: G, completions per prompt. Rows come in consecutive groups of G per prompt,
                 the layout grpo_loss.group_advantages expects.
-            temperature: divides the logits (< 1 sharper, > 1 flatter). The returned log-probs are
-                those of the tempered distribution the tokens were drawn from, so at temperature 1
-                they are log pi_theta, i.e. log pi_old for the batch.
             generator: a torch.Generator for reproducible samples.
 
         Returns (completions, logp, mask), each [n_prompts * num_samples, max_new_tokens]:
-            token ids, their per-token log-probs (0 on padding), True on real tokens.
+            token ids, their per-token log-probs (0 on padding), True on real tokens. The log-probs
+            are log pi_theta of the drawn tokens: log pi_old for the batch.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         idx = prompts.repeat_interleave(num_samples, dim=0)  # [n * G, prompt_len], groups consecutive
         N = idx.shape[0]
         done = torch.zeros(N, dtype=torch.bool, device=idx.device)
@@ -197,7 +194,7 @@ class GPT(nn.Module):
         # There is no key/value cache: sequences are a dozen characters, so re-running the whole prefix
         # is cheap and keeps the model code simple.
         for _ in range(max_new_tokens):
-            logits = self(idx)[:, -1, :] / temperature  # only the last position's prediction
+            logits = self(idx)[:, -1, :]  # only the last position's prediction
             logprobs = torch.log_softmax(logits, dim=-1)
             next_token = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(1)
             # Rows that have already ended get padding: the end marker, log-prob 0, mask False.

@@ -3,35 +3,26 @@
 The bandit (bandit.py) showed LAD matching a multi-modal target where GRPO collapses onto one arm.
 Here the same losses train a language model, tiny_lm.GPT, on a task with many equally correct
 answers (arithmetic.py: write N as a + b), and we ask the paper's question for LLMs: does LAD keep
-the alternative correct answers alive, and what does it take?
+the alternative correct answers alive, and can any variant reach the target
 
-The target. Lemma 3.1's trust-region step from the SFT policy has the optimum
+    pi*(y|x) = pi_sft(y|x) * exp(A(y)/eta) / Z(x),
 
-    pi*(y|x) = pi_sft(y|x) * exp(A(y)/eta) / Z(x).
-
-Every correct answer gets the same advantage, so among the correct answers pi* keeps the SFT
-policy's shape, and it moves almost all the mass onto them. Maximising E[A] - beta * KL(pi || pi_sft)
-has the same optimum with eta = beta: a KL penalty to the SFT policy and LAD with pi_old = pi_sft aim
-at the same pi*. Five variants, chosen with --methods, run from one SFT checkpoint with the same
-prompts, samples per prompt and optimiser steps:
-
-    grpo       clipped surrogate; pi_old is the model that sampled the batch (refreshed every batch)
-    lad        lad_loss instead; pi_old refreshed the same way
-    grpo-kl    grpo + kl_coef * k3 KL(pi || pi_sft)      (kl_coef defaults to eta: the same pi*)
-    lad-kl     lad  + the same penalty
-    lad-fixed  lad with pi_old frozen at pi_sft, which also samples every batch: the bandit's setting
+Lemma 3.1's trust-region step from the SFT policy? Among the correct answers pi* keeps the SFT
+policy's shape (every correct answer has the same A), and it moves almost all the mass onto them.
+The variants (grpo, lad, grpo-kl, lad-kl, lad-fixed), what each one's loss optimises and when the two
+losses differ at all are the subject of variants.py: read it first.
 
 The pipeline, for each seed:
-  1. SFT warm start: cross-entropy on correct answers and near misses, cached under --run-dir.
-  2. RL: each iteration samples G answers for each of 32 training prompts, the verifier gives reward
-     1 or 0, group_advantages normalises it within each group, and the loss takes one Adam step on
-     the batch (--updates-per-batch: with several steps per batch, held-out accuracy sometimes fell
-     sharply and recovered; see the README).
-  3. Held-out evaluation every few iterations: sampled accuracy, pass@k, distinct correct answers,
-     how the wrong samples are wrong, and exactly (every correct answer enumerated): P(correct), the
-     effective number of correct answers exp(H), and the TV distance to pi*.
+  1. SFT warm start (sft.py): cross-entropy on correct answers and near misses, cached under --run-dir.
+  2. RL: each iteration (one rollout) samples G answers for each of 32 training prompts from pi_old,
+     the verifier gives reward 1 or 0, group_advantages normalises it within each group, and the
+     variant's loss takes --epochs passes over the rollout, each cut into --minibatches mini-batches
+     of whole groups, one Adam step per mini-batch (the default, 1 and 1: one step per rollout).
+  3. Held-out evaluation every few iterations (evaluation.py): sampled accuracy, distinct correct
+     answers, how the wrong samples are wrong, and exactly (every correct answer enumerated):
+     P(correct), the effective number of correct answers exp(H), and the TV distance to pi*.
 
-Run:  python train_reasoning.py                                    (one seed, all five variants)
+Run:  python train_reasoning.py                                    (one seed, the five variants)
       python train_reasoning.py --seed 0 1 2 3 4 --metrics-json plots/reasoning_metrics.json
                                                                    (the README's table and figures)
       python train_reasoning.py --quick                            (seconds; its numbers mean little)
@@ -52,19 +43,21 @@ import torch
 from tqdm import tqdm
 
 from arithmetic import SumTask
-from evaluation import (ACCURACY_LEVELS, answer_probabilities, diversity_frontier, evaluate, exact_metrics,
-                        largest_accuracy_drop, targets_of, tv_to_target)
-from grpo_loss import group_advantages, grpo_loss
-from kl_penalty import k3_penalty
-from lad_loss import DIVERGENCES, lad_loss, reduce_loss
+from evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_probabilities, diversity_frontier, evaluate,
+                        exact_metrics, large_group_advantages, largest_accuracy_drop, print_summary, targets_of,
+                        tv_to_target)
+from grpo_loss import group_advantages
+from kl_penalty import KL_ESTIMATORS
+from lad_loss import DIVERGENCES
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
+from sft import supervised_warm_start
 from tiny_lm import GPT, GPTConfig
+from variants import METHODS, variant_loss
 
-METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
 # What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
 QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prompts_per_iteration": 16,
-         "eval_every": 4, "eval_samples": 16}
+         "eval_every": 4, "eval_samples": 16, "out_dir": "runs/quick"}
 
 
 @dataclass
@@ -81,16 +74,19 @@ class Args:
     sft_lr: float = 1e-3
     sft_correct_fraction: float = 0.5  # share of correct answers in the SFT data
     # stage 2: RL, identical for every variant
-    iterations: int = 200  # sampled batches
+    iterations: int = 200  # rollouts
     prompts_per_iteration: int = 32
     group_size: int = 8  # G completions per prompt
-    updates_per_batch: int = 1  # optimiser steps on each sampled batch; with 4, accuracy fell and recovered (README)
+    minibatches: int = 1  # optimiser steps per pass over a rollout, each on a mini-batch of whole groups
+    epochs: int = 1  # passes over each rollout
     lr: float = 2e-4  # Adam, the same for every variant
+    advantages: str = "group"  # "group": normalised within each sampled group; "sft": the SFT policy's exact A
     clip_eps: float = 0.2  # GRPO's trust region
     eta: float = 0.25  # LAD's trust-region temperature (the paper: 1/eta = 4)
     divergence: str = "js"  # LAD's f-divergence
-    lad_ratio: str = "token"  # "token" or "sequence" (Lemma 3.2's form): see variant_loss
-    kl_coef: float | None = None  # beta of the -kl variants; None means eta, so they share LAD's pi*
+    lad_ratio: str = "sequence"  # "sequence" (Lemma 3.2's form) or "token": see variants.py
+    kl_estimator: str = "k2"  # the -kl anchors' penalty: "k2" follows KL(pi || pi_sft), "k3" KL(pi_sft || pi)
+    kl_coef: float | None = None  # beta of the -kl variants; None means eta (k2's optimum is then pi*)
     # evaluation
     eval_samples: int = 32  # k completions per held-out prompt
     eval_every: int = 10  # iterations between evaluations during RL
@@ -106,7 +102,7 @@ class Args:
 
 
 # ---------------------------------------------------------------------------------------------
-# Stage 1: the SFT warm start, cached.
+# Stage 1: the SFT warm start (sft.py), cached.
 # ---------------------------------------------------------------------------------------------
 
 def model_config(task: SumTask, args: Args) -> GPTConfig:
@@ -116,13 +112,22 @@ def model_config(task: SumTask, args: Args) -> GPTConfig:
     )
 
 
+# The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
+SFT_CODE = ["sft.py", "tiny_lm.py", "arithmetic.py"]
+
+
 def sft_checkpoint_path(task: SumTask, args: Args, seed: int) -> Path:
-    """The cache key is every setting that changes the SFT weights (and nothing else)."""
+    """The cache key is everything that changes the SFT weights: the settings, the code that trains
+    them, the torch version and the thread count (a matrix product split over other threads rounds
+    differently). The same key on the same machine gives the same weights, bit for bit."""
+    here = Path(__file__).parent
     key = {
         "seed": seed, "config": asdict(model_config(task, args)), "device": torch.device(args.device).type,
         "task_class": type(task).__name__,
         "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
-        **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction")},
+        **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")},
+        "code": [hashlib.sha1((here / name).read_bytes()).hexdigest() for name in SFT_CODE],
+        "torch": torch.__version__,
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(args.run_dir) / f"sft-{digest}.pt"
@@ -136,16 +141,10 @@ def train_sft(task: SumTask, args: Args, seed: int) -> Path:
         return path
     torch.manual_seed(seed)
     model = GPT(model_config(task, args)).to(args.device)
-    prompts, completions, mask, weight = (t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
-    generator = torch.Generator(device=args.device).manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
-    for _ in tqdm(range(args.sft_steps), desc=f"SFT seed {seed}", leave=False, disable=args.workers > 1):
-        i = torch.multinomial(weight, args.sft_batch_size, replacement=True, generator=generator)
-        logp = model.completion_logprobs(prompts[i], completions[i], mask[i])
-        loss = -logp.sum() / mask[i].sum()  # cross-entropy per completion token
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    data = tuple(t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
+    supervised_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
+                          batch_size=args.sft_batch_size, lr=args.sft_lr, seed=seed,
+                          progress=args.workers == 1, desc=f"SFT seed {seed}")
     # Write to a temporary name, then rename: a run that starts meanwhile never reads half a file.
     os.replace(model.save(path.with_suffix(f".tmp{os.getpid()}")), path)
     print(f"SFT seed {seed}: saved the warm start to {path}")
@@ -156,39 +155,14 @@ def train_sft(task: SumTask, args: Args, seed: int) -> Path:
 # Stage 2: RL. One loop for every variant, so that they differ in the loss and the anchor only.
 # ---------------------------------------------------------------------------------------------
 
-def variant_loss(method: str, model: GPT, batch: dict, args: Args) -> torch.Tensor:
-    """The loss of one variant on one sampled batch.
-
-    logp and logp_old are per token [batch, tokens], zero on padding. The advantage A is one number
-    per completion, broadcast over its tokens.
-      * grpo*: the usual token-level ratio pi_theta(y_t|...) / pi_old(y_t|...), clipped.
-      * lad*, --lad-ratio token (the default): every token gets its own ratio and its own target
-        exp(A/eta), like GRPO's token-level ratio (the completion's implicit target is then
-        exp(length * A / eta), a stronger push).
-      * lad*, --lad-ratio sequence: one ratio per completion, pi_theta(y|x) / pi_old(y|x) = exp(sum of
-        the token log-ratios), the form Lemma 3.2 is stated in.
-      * *-kl: plus kl_coef times the k3 estimate of KL(pi || pi_sft), per token and averaged like the
-        policy term, so the trade-off between A and the penalty is that of E[A] - beta * KL.
-    For lad-fixed, logp_old is log pi_sft: the batch was sampled by the frozen SFT model.
-    """
-    logp = model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"])
-    logp_old, A, mask = batch["logp_old"], batch["advantages"], batch["mask"]
-    if method.startswith("grpo"):
-        loss = grpo_loss(logp, logp_old, A, clip_eps=args.clip_eps, mask=mask)
-    elif args.lad_ratio == "token":
-        loss = lad_loss(logp, logp_old, A, eta=args.eta, divergence=args.divergence, mask=mask)
-    else:
-        loss = lad_loss(logp.sum(1), logp_old.sum(1), A, eta=args.eta, divergence=args.divergence)
-    if method.endswith("-kl"):
-        loss = loss + args.kl_coef * reduce_loss(k3_penalty(logp, batch["logp_ref"]), mask, "mean")
-    return loss
-
-
 @torch.no_grad()
-def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen, reference: GPT | None = None) -> dict:
-    """Sample G completions for each of prompts_per_iteration training prompts from `sampler` (pi_old
-    of this batch), score them, and compute the group-normalised advantages. With a `reference`
-    model, also its log-probabilities of the same tokens (for the KL penalty; fixed for the batch)."""
+def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen, reference: GPT | None = None,
+                 sft_success: dict | None = None) -> dict:
+    """One rollout: G completions for each of prompts_per_iteration training prompts, sampled by
+    `sampler` (pi_old of this rollout), scored, with their advantages. Rows come in consecutive groups
+    of G per prompt. With a `reference` model, also its log-probabilities of the same tokens (the KL
+    anchor, fixed for the rollout). With `sft_success` (n -> the SFT policy's exact P(correct)), the
+    advantages are large_group_advantages of it instead of the group-normalised rewards."""
     picks = torch.randint(len(task.train_n), (args.prompts_per_iteration,), generator=prompt_gen)
     ns = [task.train_n[i] for i in picks.tolist()]
     prompts = task.prompts(ns).to(args.device)
@@ -197,9 +171,15 @@ def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen
     )
     prompts = prompts.repeat_interleave(args.group_size, dim=0)  # one row per completion, groups consecutive
     texts = [task.decode(row) for row in completions.tolist()]
-    rewards = torch.tensor([float(task.is_correct(ns[i // args.group_size], t)) for i, t in enumerate(texts)])
+    n_of_row = [ns[i // args.group_size] for i in range(len(texts))]
+    rewards = torch.tensor([float(task.is_correct(n, t)) for n, t in zip(n_of_row, texts)])
+    if sft_success is None:
+        advantages = group_advantages(rewards, args.group_size)
+    else:
+        advantages = torch.tensor([large_group_advantages(sft_success[n])[0 if r else 1]
+                                   for n, r in zip(n_of_row, rewards.tolist())])
     batch = {"ns": ns, "prompts": prompts, "completions": completions, "mask": mask, "logp_old": logp_old,
-             "rewards": rewards, "advantages": group_advantages(rewards, args.group_size).to(args.device)}
+             "rewards": rewards, "advantages": advantages.to(args.device)}
     if reference is not None:
         batch["logp_ref"] = reference.completion_logprobs(prompts, completions, mask)
     return batch
@@ -216,13 +196,31 @@ def rl_models(method: str, sft_path: Path, args: Args) -> tuple[GPT, GPT, GPT | 
     return model, sampler, frozen if method.endswith("-kl") else None
 
 
-def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args) -> None:
-    """updates_per_batch optimiser steps on one batch; pi_old (and pi_sft) stay fixed meanwhile."""
-    for _ in range(args.updates_per_batch):
-        loss = variant_loss(method, model, batch, args)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+def minibatches(batch: dict, args: Args, generator: torch.Generator) -> list[dict]:
+    """The rollout cut into args.minibatches mini-batches of whole groups (group advantages need
+    their group), in an order shuffled by `generator`; one mini-batch is the whole rollout as it is."""
+    if args.minibatches == 1:
+        return [batch]
+    G = args.group_size
+    order = torch.randperm(len(batch["ns"]), generator=generator)
+    rows = (order.unsqueeze(1) * G + torch.arange(G)).reshape(-1)  # the rows of each group, in order
+    tensors = [k for k, v in batch.items() if isinstance(v, torch.Tensor)]
+    return [{k: batch[k][chunk] for k in tensors} for chunk in rows.chunk(args.minibatches)]
+
+
+def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle_gen: torch.Generator) -> list[dict]:
+    """args.epochs passes over one rollout, one optimiser step per mini-batch; pi_old (and pi_sft) stay
+    fixed meanwhile. Returns each step's statistics (variants.variant_loss)."""
+    stats = []
+    for _ in range(args.epochs):
+        for mb in minibatches(batch, args, shuffle_gen):
+            logp = model.completion_logprobs(mb["prompts"], mb["completions"], mb["mask"])
+            loss, step_stats = variant_loss(method, logp, mb, args)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            stats.append(step_stats)
+    return stats
 
 
 def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
@@ -230,12 +228,17 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
     sft_path = sft_checkpoint_path(task, args, seed)
     sft_model = GPT.load(sft_path, map_location=args.device)
     targets = targets_of(sft_model, task, task.heldout_n, args.eta)
+    sft_success = None
+    if args.advantages == "sft":
+        sft_success = {n: float(p.sum()) for n, p in zip(task.train_n, answer_probabilities(sft_model, task, task.train_n))}
     model, sampler, reference = rl_models(method, sft_path, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    # Separate random streams for prompts and samples: every variant sees the same prompt sequence.
+    # Separate random streams for prompts, samples and mini-batch order: every variant sees the same
+    # prompt sequence.
     prompt_gen = torch.Generator().manual_seed(seed)
     sample_gen = torch.Generator(device=args.device).manual_seed(seed + 1)
-    history = {"iteration": [], "reward": [], "evals": []}
+    shuffle_gen = torch.Generator().manual_seed(seed + 2)
+    history = {"iteration": [], "reward": [], "evals": [], "steps": {}}
     seconds = []
     for it in tqdm(range(args.iterations + 1), desc=f"{method} seed {seed}", leave=False, disable=args.workers > 1):
         if it % args.eval_every == 0 or it == args.iterations:
@@ -244,11 +247,13 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
         if it == args.iterations:
             break
         start = time.perf_counter()  # time sampling + updates, not the evaluation
-        batch = sample_batch(sampler, task, args, prompt_gen, sample_gen, reference)
-        rl_step(method, model, optimizer, batch, args)
+        batch = sample_batch(sampler, task, args, prompt_gen, sample_gen, reference, sft_success)
+        stats = rl_step(method, model, optimizer, batch, args, shuffle_gen)
         seconds.append(time.perf_counter() - start)
         history["iteration"].append(it)
         history["reward"].append(float(batch["rewards"].mean()))  # lad-fixed: the SFT sampler's reward
+        for name in stats[0]:  # each statistic's mean over this rollout's steps
+            history["steps"].setdefault(name, []).append(float(np.mean([s[name] for s in stats])))
     final = history["evals"][-1]
     print(f"{method} seed {seed}: held-out P(correct) {final['exact_accuracy']:.3f}, "
           f"effective correct {final['effective_correct']:.1f}, TV to pi* {final['tv_to_target']:.3f}")
@@ -257,130 +262,21 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
 
 
 def run_jobs(function, jobs: list, args: Args) -> list:
-    """function(*job) for every job, in order. With --workers > 1, in that many processes, each on one
-    thread: the runs are independent, so this is the parallelism that scales on a small CPU (one
-    process per core, none waiting for another), and each job's numbers do not depend on it."""
+    """function(*job) for every job, results in the order of `jobs`. With --workers > 1, in that many
+    processes, each on one thread: the runs are independent, so this is the parallelism that scales
+    on a small CPU (one process per core, none waiting for another), and each job's numbers do not
+    depend on it."""
     if args.workers == 1 or len(jobs) == 1 or args.device != "cpu":  # one GPU: one process
         return [function(*job) for job in jobs]
     context = multiprocessing.get_context("fork")  # the children inherit the task object as it is
     with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=context,
                              initializer=torch.set_num_threads, initargs=(args.threads,)) as pool:
-        return list(pool.map(function, *zip(*jobs)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line.
-# ---------------------------------------------------------------------------------------------
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, except where it is None: those help texts say the default in words
-    (the settings --quick shrinks, --kl-coef)."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
-def parse_args(argv=None) -> Args:
-    """Every check happens here, before any training: a bad flag costs an error line, not a run."""
-    d = Args()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("--seed", type=int, nargs="+", default=d.seed,
-                   help="one or more seeds; each trains its own SFT start and every variant from it")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=d.methods, metavar="METHOD",
-                   help=f"which variants to run, any of: {' '.join(METHODS)}")
-    quick_help = lambda text, name: f"{text} (default {getattr(d, name)}, with --quick {QUICK[name]})"
-    p.add_argument("--n-layer", type=int, default=d.n_layer, help="transformer blocks")
-    p.add_argument("--n-head", type=int, default=d.n_head, help="attention heads per block")
-    p.add_argument("--n-embd", type=int, default=None, help=quick_help("embedding width", "n_embd"))
-    p.add_argument("--sft-steps", type=int, default=None, help=quick_help("SFT optimiser steps", "sft_steps"))
-    p.add_argument("--sft-batch-size", type=int, default=d.sft_batch_size, help="SFT examples per step")
-    p.add_argument("--sft-lr", type=float, default=None, help=quick_help("SFT AdamW learning rate", "sft_lr"))
-    p.add_argument("--sft-correct-fraction", type=float, default=d.sft_correct_fraction,
-                   help="share of correct answers in the SFT data")
-    p.add_argument("--iterations", type=int, default=None, help=quick_help("RL iterations (sampled batches)", "iterations"))
-    p.add_argument("--prompts-per-iteration", type=int, default=None,
-                   help=quick_help("training prompts per batch", "prompts_per_iteration"))
-    p.add_argument("--group-size", type=int, default=d.group_size, help="G, completions per prompt")
-    p.add_argument("--updates-per-batch", type=int, default=d.updates_per_batch,
-                   help="optimiser steps per sampled batch")
-    p.add_argument("--lr", type=float, default=d.lr, help="RL Adam learning rate (every variant)")
-    p.add_argument("--clip-eps", type=float, default=d.clip_eps, help="GRPO's clip")
-    p.add_argument("--eta", type=float, default=d.eta, help="LAD's temperature (> 0)")
-    p.add_argument("--divergence", choices=sorted(DIVERGENCES), default=d.divergence, help="LAD's f-divergence")
-    p.add_argument("--lad-ratio", choices=["sequence", "token"], default=d.lad_ratio,
-                   help="LAD's ratio per completion or per token")
-    p.add_argument("--kl-coef", type=float, default=d.kl_coef,
-                   help="beta of the k3 KL(pi || pi_sft) penalty of grpo-kl and lad-kl (>= 0; default: --eta)")
-    p.add_argument("--eval-samples", type=int, default=None, help=quick_help("k samples per held-out prompt", "eval_samples"))
-    p.add_argument("--eval-every", type=int, default=None, help=quick_help("RL iterations between evaluations", "eval_every"))
-    p.add_argument("--match-accuracy", type=float, default=d.match_accuracy,
-                   help="held-out accuracy at which the table compares diversity")
-    p.add_argument("--out-dir", default=None, help="where the figures go (default plots/, with --quick runs/quick/)")
-    p.add_argument("--metrics-json", default=d.metrics_json, help="write the metrics to this JSON file")
-    p.add_argument("--run-dir", default=d.run_dir, help="where the SFT checkpoints are cached")
-    p.add_argument("--device", default=d.device, help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=d.threads,
-                   help="torch CPU threads per process; 1 is fastest for this model, idle or busy (README)")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="processes running the SFT starts and the RL runs side by side (numbers do not depend on it)")
-    p.add_argument("--quick", action="store_true",
-                   help="a small model and budget, for tests and classrooms: seconds, and numbers that mean little")
-    ns = p.parse_args(argv)
-    for name, quick in QUICK.items():  # an explicit flag wins over --quick
-        if getattr(ns, name) is None:
-            setattr(ns, name, quick if ns.quick else getattr(d, name))
-    if ns.out_dir is None:
-        ns.out_dir = "runs/quick" if ns.quick else d.out_dir
-
-    flag = lambda name: "--" + name.replace("_", "-")
-    for name in ["sft_lr", "lr", "clip_eps", "eta", "kl_coef", "match_accuracy", "sft_correct_fraction"]:
-        value = getattr(ns, name)
-        if value is not None and not math.isfinite(value):
-            p.error(f"{flag(name)} must be a finite number, got {value}")
-    for name in ["n_layer", "n_head", "n_embd", "sft_steps", "sft_batch_size", "iterations",
-                 "prompts_per_iteration", "updates_per_batch", "eval_every", "threads", "workers"]:
-        if getattr(ns, name) < 1:
-            p.error(f"{flag(name)} must be >= 1")
-    for name in ["sft_lr", "lr", "clip_eps", "eta"]:
-        if not getattr(ns, name) > 0:
-            p.error(f"{flag(name)} must be > 0")
-    if ns.kl_coef is not None and ns.kl_coef < 0:
-        p.error("--kl-coef must be >= 0")
-    if ns.n_embd % ns.n_head:
-        p.error("--n-embd must be a multiple of --n-head")
-    if not 0 < ns.match_accuracy < 1:
-        p.error("--match-accuracy must be strictly between 0 and 1")
-    if not 0 < ns.sft_correct_fraction < 1:
-        p.error("--sft-correct-fraction must be strictly between 0 and 1")
-    if ns.group_size < 2:
-        p.error("--group-size must be >= 2 (advantages are relative to the group)")
-    # The largest group-normalised advantage is (G - 1) / sqrt(G) (one success in the group), and
-    # lad_loss forms exp(A/eta): keep it well inside float32 (exp(88) is its largest value).
-    if (ns.group_size - 1) / ns.group_size**0.5 / ns.eta > 80:
-        p.error(f"--eta {ns.eta} is too small for --group-size {ns.group_size}: A/eta would overflow float32")
-    if ns.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {ns.device}: CUDA is not available here")
-    if ns.eval_samples < 16:
-        p.error("--eval-samples must be >= 16")
-    if len(set(ns.seed)) != len(ns.seed):
-        p.error("--seed values must be distinct")
-    if len(set(ns.methods)) != len(ns.methods):
-        p.error("--methods values must be distinct")
-    for name, value, kind in [("out_dir", ns.out_dir, "dir"), ("run_dir", ns.run_dir, "dir"),
-                              ("metrics_json", ns.metrics_json, "file")]:
-        problem = value is not None and output_path_problem(value, kind)
-        if problem:
-            p.error(f"{flag(name)} {value}: {problem}")
-    args = Args(**vars(ns))
-    if args.kl_coef is None:
-        args.kl_coef = args.eta  # beta = eta: the KL-anchored optimum pi_sft exp(A/beta) / Z is LAD's pi*
-    return args
+        return list(pool.map(function, *zip(*jobs)))  # map returns in submission order
 
 
 def summarise_seed(task: SumTask, args: Args, seed: int, runs: dict) -> dict:
     """The SFT start's evaluation, and every variant's last evaluation with its frontier at
-    --match-accuracy and its exact metrics on the training prompts."""
+    --match-accuracy, how often its clip or brake acted, and its exact metrics on the training prompts."""
     sft_model = GPT.load(sft_checkpoint_path(task, args, seed), map_location=args.device)
     targets = targets_of(sft_model, task, task.heldout_n, args.eta)
     train_targets = targets_of(sft_model, task, task.train_n, args.eta)
@@ -393,72 +289,118 @@ def summarise_seed(task: SumTask, args: Args, seed: int, runs: dict) -> dict:
         final[name] = {**history[-1], "effective_at_accuracy": None if np.isnan(at_level) else float(at_level),
                        "largest_accuracy_drop": largest_accuracy_drop(history)}
         final[name].pop("iteration", None)
+        if name != "sft":
+            final[name].update({k: float(np.mean(v)) for k, v in runs[name]["history"]["steps"].items()})
         # The same exact metrics on the training prompts: does RL treat the prompts it trains on differently?
         train = exact_metrics(models[name], task, task.train_n, train_targets)
         final[name].update({f"train_{k}": v for k, v in train.items()})
     return {"sft_model": sft_model, "runs": runs, "final": final, "targets": targets}
 
 
-# The comparisons the README draws, when both sides were run: (variant, baseline).
-COMPARISONS = [("lad", "grpo"), ("lad-kl", "grpo-kl"), ("lad-fixed", "lad-kl"), ("grpo-kl", "grpo"), ("lad-kl", "lad")]
-COMPARED = ["exact_accuracy", "effective_correct", "tv_to_target", "tv_shape", "effective_at_accuracy",
-            "largest_accuracy_drop"]
+# ---------------------------------------------------------------------------------------------
+# Command line: every check happens here, before any training.
+# ---------------------------------------------------------------------------------------------
+
+def number(cast, low=None, above=None, below=None):
+    """An argparse type: a finite number of type `cast`, >= low, > above, < below (those given).
+    argparse turns the error into one line that names the flag, and exit status 2."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+        bounds = [(low, lambda v, b: v >= b, ">="), (above, lambda v, b: v > b, ">"), (below, lambda v, b: v < b, "<")]
+        if not math.isfinite(value) or any(b is not None and not ok(value, b) for b, ok, _ in bounds):
+            rule = " and ".join(f"{sign} {b}" for b, _, sign in bounds if b is not None)
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + rule if rule else ''}, got {text}")
+        return value
+    return parse
 
 
-def aggregate(results: list, args: Args, task: SumTask) -> dict:
-    """Per variant: the mean over seeds of every metric, their std, the per-seed values, and timing;
-    per comparison, the per-seed differences."""
-    names, keys = list(results[0]["final"]), list(results[0]["final"]["sft"])
-    metrics = {}
-    for name in names:
-        values = {k: [r["final"][name][k] for r in results] for k in keys}
-        # None marks a seed whose run never reached --match-accuracy; mean and std skip it.
-        known = {k: [x for x in v if x is not None] for k, v in values.items()}
-        metrics[name] = {k: float(np.mean(v)) if v else None for k, v in known.items()}
-        metrics[name]["std"] = {k: float(np.std(v)) if v else None for k, v in known.items()}
-        metrics[name]["per_seed"] = values
-        metrics[name]["seeds_reaching_match_accuracy"] = len(known["effective_at_accuracy"])
-    seconds = {m: [r["runs"][m]["seconds_per_iteration"] for r in results] for m in args.methods}
-    metrics["seconds_per_iteration"] = {m: float(np.mean(s)) for m, s in seconds.items()}
-    if "grpo" in seconds:  # each seed's ratio is measured within one run, on the same machine state
-        metrics["time_over_grpo"] = {m: float(np.mean(np.divide(s, seconds["grpo"]))) for m, s in seconds.items()}
-    differences = {}
-    for a, b in COMPARISONS:
-        if a in metrics and b in metrics:
-            differences[f"{a} - {b}"] = {}
-            for k in COMPARED:
-                d = [None if x is None or y is None else x - y
-                     for x, y in zip(metrics[a]["per_seed"][k], metrics[b]["per_seed"][k])]
-                known = [x for x in d if x is not None]
-                differences[f"{a} - {b}"][k] = {"per_seed": d, "mean": float(np.mean(known)) if known else None,
-                                                "std": float(np.std(known)) if known else None}
-    metrics["differences"] = differences
-    metrics["settings"] = {**asdict(args), "n_train_prompts": len(task.train_n), "heldout_n": task.heldout_n,
-                           "n_params": results[0]["sft_model"].num_params()}
-    return metrics
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where it is None: those help texts say it in words."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
-def print_summary(metrics: dict, args: Args, task: SumTask) -> None:
-    names = ["sft"] + list(args.methods)
-    print(f"\n{len(task.heldout_n)} held-out prompts, k = {args.eval_samples} samples each, "
-          f"mean ± std over seeds {args.seed}")
-    print(f"{'':28s}" + "".join(f"{name:>17s}" for name in names))
-    for k in metrics["sft"]["per_seed"]:
-        label = f"effective at acc >= {args.match_accuracy:g}" if k == "effective_at_accuracy" else k
-        print(f"{label:28s}" + "".join(
-            f"{metrics[n][k]:>9.3f} ± {metrics[n]['std'][k]:<5.3f}" if metrics[n][k] is not None
-            else f"{'-':>17s}" for n in names))
-    print(f"{'  (seeds that got there)':28s}" + "".join(
-        f"{metrics[n]['seeds_reaching_match_accuracy']:>13d} / {len(args.seed)}" for n in names))
-    print("seconds per RL iteration (median): "
-          + ", ".join(f"{m} {t:.3f}" for m, t in metrics["seconds_per_iteration"].items()))
-    if "time_over_grpo" in metrics:
-        print("time per iteration / GRPO's:       "
-              + ", ".join(f"{m} {t:.2f}" for m, t in metrics["time_over_grpo"].items()))
-    for pair, diffs in metrics["differences"].items():
-        print(f"{pair:20s}" + "   ".join(
-            f"{k} {d['mean']:+.3f} ± {d['std']:.3f} [" + " ".join("-" if x is None else f"{x:+.2f}" for x in d["per_seed"]) + "]"
-            for k, d in diffs.items() if d["mean"] is not None))
+def parse_args(argv=None) -> Args:
+    d = Args()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    count, positive, fraction = number(int, low=1), number(float, above=0), number(float, above=0, below=1)
+    quick = lambda name, text: f"{text} (default {getattr(d, name)}, with --quick {QUICK[name]})"
+    add = p.add_argument
+    add("--seed", type=number(int, low=0), nargs="+", default=d.seed,
+        help="one or more seeds; each trains its own SFT start and every variant from it")
+    add("--methods", nargs="+", choices=METHODS, default=d.methods, metavar="METHOD",
+        help=f"which variants to run, any of: {' '.join(METHODS)}")
+    add("--n-layer", type=count, default=d.n_layer, help="transformer blocks")
+    add("--n-head", type=count, default=d.n_head, help="attention heads per block")
+    add("--n-embd", type=count, help=quick("n_embd", "embedding width"))
+    add("--sft-steps", type=count, help=quick("sft_steps", "SFT optimiser steps"))
+    add("--sft-batch-size", type=count, default=d.sft_batch_size, help="SFT examples per step")
+    add("--sft-lr", type=positive, help=quick("sft_lr", "SFT AdamW learning rate"))
+    add("--sft-correct-fraction", type=fraction, default=d.sft_correct_fraction,
+        help="share of correct answers in the SFT data")
+    add("--iterations", type=count, help=quick("iterations", "RL iterations (rollouts)"))
+    add("--prompts-per-iteration", type=count, help=quick("prompts_per_iteration", "training prompts per rollout"))
+    add("--group-size", type=number(int, low=2), default=d.group_size, help="G, completions per prompt (>= 2)")
+    add("--minibatches", type=count, default=d.minibatches,
+        help="mini-batches of whole groups per pass over a rollout, one optimiser step each")
+    add("--epochs", type=count, default=d.epochs, help="passes over each rollout")
+    add("--lr", type=positive, default=d.lr, help="RL Adam learning rate (every variant)")
+    add("--advantages", choices=["group", "sft"], default=d.advantages,
+        help="group: normalised within each sampled group; sft: from the SFT policy's exact success rate")
+    add("--clip-eps", type=positive, default=d.clip_eps, help="GRPO's clip")
+    add("--eta", type=positive, default=d.eta, help="LAD's temperature")
+    add("--divergence", choices=sorted(DIVERGENCES), default=d.divergence, help="LAD's f-divergence")
+    add("--lad-ratio", choices=["sequence", "token"], default=d.lad_ratio,
+        help="LAD's ratio per completion (Lemma 3.2's form) or per token")
+    add("--kl-estimator", choices=sorted(KL_ESTIMATORS), default=d.kl_estimator,
+        help="the -kl penalty: k2 on each completion (follows KL(pi || pi_sft)) or k3 per token (KL(pi_sft || pi))")
+    add("--kl-coef", type=number(float, low=0), help="beta of the -kl variants' penalty (default: --eta)")
+    add("--eval-samples", type=number(int, low=16), help=quick("eval_samples", "k samples per held-out prompt (>= 16)"))
+    add("--eval-every", type=count, help=quick("eval_every", "RL iterations between evaluations"))
+    add("--match-accuracy", type=fraction, default=d.match_accuracy,
+        help="held-out accuracy at which the table compares diversity")
+    add("--out-dir", help=quick("out_dir", "where the figures go"))
+    add("--metrics-json", help="write the metrics to this JSON file (default: none)")
+    add("--run-dir", default=d.run_dir, help="where the SFT checkpoints are cached")
+    add("--device", default=d.device, help="cpu or cuda")
+    add("--threads", type=count, default=d.threads,
+        help="torch CPU threads per process; 1 is fastest for this model, idle or busy (README)")
+    add("--workers", type=count, default=d.workers,
+        help="processes running the SFT starts and the RL runs side by side (numbers do not depend on it)")
+    add("--quick", action="store_true",
+        help="a small model and budget, for tests and classrooms: seconds, and numbers that mean little")
+    parsed = p.parse_args(argv)
+    for name, value in QUICK.items():  # an explicit flag wins over --quick
+        if getattr(parsed, name) is None:
+            setattr(parsed, name, value if parsed.quick else getattr(d, name))
+    if parsed.kl_coef is None:
+        parsed.kl_coef = parsed.eta  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
+
+    # The checks that involve several flags.
+    if parsed.n_embd % parsed.n_head:
+        p.error("--n-embd must be a multiple of --n-head")
+    # The largest group-normalised advantage is (G - 1) / sqrt(G) (one success in the group), and
+    # lad_loss forms exp(A/eta): keep it well inside float32 (exp(88) is its largest value).
+    if (parsed.group_size - 1) / parsed.group_size**0.5 / parsed.eta > 80:
+        p.error(f"--eta {parsed.eta} is too small for --group-size {parsed.group_size}: A/eta would overflow float32")
+    if parsed.prompts_per_iteration % parsed.minibatches:
+        p.error(f"--minibatches {parsed.minibatches} must divide --prompts-per-iteration "
+                f"{parsed.prompts_per_iteration}: a mini-batch holds whole groups")
+    if parsed.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {parsed.device}: CUDA is not available here")
+    for flag in ("seed", "methods"):
+        if len(set(getattr(parsed, flag))) != len(getattr(parsed, flag)):
+            p.error(f"--{flag} values must be distinct")
+    for flag, kind in [("out_dir", "dir"), ("run_dir", "dir"), ("metrics_json", "file")]:
+        value = getattr(parsed, flag)
+        problem = value is not None and output_path_problem(value, kind)
+        if problem:
+            p.error(f"--{flag.replace('_', '-')} {value}: {problem}")
+    return Args(**vars(parsed))
 
 
 def main(argv=None, task: SumTask | None = None) -> dict:
@@ -471,8 +413,10 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     jobs = [(method, task, args, seed) for seed in args.seed for method in args.methods]
     runs = iter(run_jobs(train_rl, jobs, args))
     results = [summarise_seed(task, args, seed, {m: next(runs) for m in args.methods}) for seed in args.seed]
-    metrics = aggregate(results, args, task)
-    print_summary(metrics, args, task)
+    metrics = aggregate_seeds(results, args.methods)
+    metrics["settings"] = {**asdict(args), "n_train_prompts": len(task.train_n), "heldout_n": task.heldout_n,
+                           "n_params": results[0]["sft_model"].num_params()}
+    print_summary(metrics, args.seed, args.eval_samples, args.match_accuracy, len(task.heldout_n))
 
     first = results[0]  # the answer figure shows the first seed's models; the curves show every seed
     ns = sorted(task.heldout_n)[:3]  # the smallest held-out N: few enough bars to read

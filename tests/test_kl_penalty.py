@@ -128,6 +128,18 @@ def test_the_reference_is_a_fixed_anchor_and_both_penalties_vanish_where_the_pol
     assert float(k3_penalty(*one)) == pytest.approx(torch.e ** -1)
 
 
+def test_k3_gradient_is_one_minus_the_reference_ratio_and_never_reaches_the_reference():
+    """Catches a dropped .detach() on logp_ref (the reference would get a gradient) and a k3 term with
+    the ratio the wrong way round (the gradient would be exp(logp - logp_ref) - 1)."""
+    logp = torch.tensor([-0.5, -2.0, -7.0, -0.1], requires_grad=True)
+    logp_ref = torch.tensor([-1.5, -2.0, -3.0, -4.0], requires_grad=True)
+    k3_penalty(logp, logp_ref).sum().backward()
+    expected = 1 - torch.exp(logp_ref.detach() - logp.detach())
+    assert torch.allclose(logp.grad, expected, rtol=1e-5)
+    assert logp_ref.grad is None
+    assert float(k3_penalty(logp.detach(), logp.detach()).abs().max()) == 0.0  # zero where the policies agree
+
+
 @pytest.mark.parametrize("kwargs, name", [(dict(estimator="k1"), "estimator"),
                                           (dict(logp_ref=torch.zeros(2)), "logp_ref")])
 def test_bad_input_is_refused_with_the_argument_named(kwargs, name):

@@ -1,7 +1,7 @@
 """Tests of the GPT chapter's RL loop (train_reasoning.py) and its measurements (evaluation.py): that
 each variant's update points the right way, that rewards and advantages belong to the completions they
-score, which model samples and which anchors, the k3 penalty, and the target pi* with its exact
-distance."""
+score, which model samples and which anchors, how a rollout is cut into mini-batches, and the target
+pi* with its exact distance."""
 import math
 
 import pytest
@@ -11,15 +11,13 @@ import evaluation
 import train_reasoning as tr
 from arithmetic import SumTask
 from grpo_loss import group_advantages
-from kl_penalty import k3_penalty
 from tiny_lm import GPT, GPTConfig
 
 TASK = SumTask()
 
 
 def small_args(**overrides) -> tr.Args:
-    args = tr.Args(n_embd=32, n_head=2, prompts_per_iteration=3, group_size=4, updates_per_batch=1,
-                   kl_coef=0.25, device="cpu")
+    args = tr.Args(n_embd=32, n_head=2, prompts_per_iteration=3, group_size=4, kl_coef=0.25, device="cpu")
     for k, v in overrides.items():
         setattr(args, k, v)
     return args
@@ -59,7 +57,8 @@ def test_one_update_raises_the_rewarded_completion_and_lowers_the_unrewarded_one
     batch = two_answer_batch(model)
     assert batch["advantages"][0] > 0 > batch["advantages"][1]
     before = sequence_logp(model, batch)
-    tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.05), batch, small_args(lad_ratio=lad_ratio))
+    tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.05), batch, small_args(lad_ratio=lad_ratio),
+               torch.Generator().manual_seed(0))
     after = sequence_logp(model, batch)
     assert after[0] > before[0] + 1e-4, "the rewarded completion should become more likely"
     assert after[1] < before[1] - 1e-4, "the unrewarded completion should become less likely"
@@ -107,6 +106,8 @@ def test_lad_fixed_samples_from_the_frozen_sft_model_and_the_others_from_the_pol
         else:
             assert sampler is model
         assert (reference is not None) == method.endswith("-kl")
+        # The reference is its own frozen copy: a policy that were its own reference would pay no penalty.
+        assert reference is None or (reference is not model and not any(p.requires_grad for p in reference.parameters()))
         batch = tr.sample_batch(sampler, TASK, args, torch.Generator().manual_seed(0),
                                 torch.Generator().manual_seed(1), reference)
         # the batch's logp_old is the sampler's own log-probability of the tokens it drew
@@ -115,39 +116,14 @@ def test_lad_fixed_samples_from_the_frozen_sft_model_and_the_others_from_the_pol
         # An untrained model is never right, so every advantage would be 0 and nothing would move:
         # give each group two rewarded completions for the update.
         batch["advantages"] = group_advantages(torch.tensor([1.0, 0.0] * (len(batch["rewards"]) // 2)), args.group_size)
-        tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.5), batch, args)
+        tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.5), batch, args, torch.Generator())
         assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), sft_params)), "the policy trains"
         for frozen in [m for m in (sampler, reference) if m is not None and m is not model]:
             assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), sft_params)), "the anchor stays put"
-
-
-def test_k3_gradient_is_one_minus_the_reference_ratio_and_never_reaches_the_reference():
-    """Catches a dropped .detach() on logp_ref (the reference would get a gradient) and a k3 term with
-    the ratio the wrong way round (the gradient would be exp(logp - logp_ref) - 1)."""
-    logp = torch.tensor([-0.5, -2.0, -7.0, -0.1], requires_grad=True)
-    logp_ref = torch.tensor([-1.5, -2.0, -3.0, -4.0], requires_grad=True)
-    k3_penalty(logp, logp_ref).sum().backward()
-    expected = 1 - torch.exp(logp_ref.detach() - logp.detach())
-    assert torch.allclose(logp.grad, expected, rtol=1e-5)
-    assert logp_ref.grad is None
-    assert float(k3_penalty(logp.detach(), logp.detach()).abs().max()) == 0.0  # zero where the policies agree
-
-
-@pytest.mark.parametrize("base", ["grpo", "lad"])
-def test_the_kl_variants_add_exactly_kl_coef_times_the_token_mean_k3_to_their_loss(base):
-    """The -kl variants are the base loss plus beta * k3, the same term for GRPO and LAD; the
-    reference log-probabilities never receive a gradient through the loss."""
-    model = small_model()
-    batch = two_answer_batch(model)
-    batch["logp_ref"] = (batch["logp_old"] - 0.3 * batch["mask"]).requires_grad_(True)  # an anchor != pi
-    args = small_args(kl_coef=0.7)
-    anchored = tr.variant_loss(f"{base}-kl", model, batch, args)
-    plain = tr.variant_loss(base, model, batch, args)
-    logp = model.completion_logprobs(batch["prompts"], batch["completions"], batch["mask"]).detach()
-    r = (batch["logp_ref"].detach() - logp)[batch["mask"]]
-    assert float((anchored - plain).detach()) == pytest.approx(0.7 * float((r.exp() - r - 1).mean()), rel=1e-5)
-    anchored.backward()
-    assert batch["logp_ref"].grad is None
+        if reference is not None:  # after the step the anchor still scores the tokens as pi_sft does
+            tokens = batch["prompts"], batch["completions"], batch["mask"]
+            assert torch.equal(reference.completion_logprobs(*tokens), GPT.load(path).completion_logprobs(*tokens).detach())
+            assert not torch.equal(model.completion_logprobs(*tokens).detach(), batch["logp_ref"])
 
 
 def test_target_keeps_the_sft_shape_among_correct_answers_and_its_accuracy_is_lemma_3_1s():
@@ -181,3 +157,53 @@ def test_largest_accuracy_drop_sees_a_collapse_that_recovers():
     curve = [{"exact_accuracy": a} for a in [0.3, 0.7, 0.65, 0.1, 0.5, 0.72]]
     assert evaluation.largest_accuracy_drop(curve) == pytest.approx(0.6)
     assert evaluation.largest_accuracy_drop([{"exact_accuracy": a} for a in [0.2, 0.4, 0.9]]) == 0.0
+
+
+def test_answer_probabilities_sum_each_answer_over_its_own_tokens_only():
+    """Answers of different lengths ("1+9." has 4 tokens, "12+25." 6): each answer's probability is the
+    product over its own tokens. Summing the padding's log-probabilities too would change the short ones."""
+    model = small_model(5)
+    ns = [10, 37]
+    probs = evaluation.answer_probabilities(model, TASK, ns)
+    for n, p in zip(ns, probs):
+        texts = TASK.valid_answers(n)
+        completions, mask = TASK.completions(texts)
+        with torch.no_grad():
+            logits = model(torch.cat([TASK.prompts([n] * len(texts)), completions], 1)[:, :-1])
+        logp = torch.log_softmax(logits[:, TASK.PROMPT_LEN - 1:], -1).gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+        by_hand = torch.tensor([float(logp[i, : len(t)].sum()) for i, t in enumerate(texts)]).double().exp()
+        assert torch.allclose(p, by_hand, rtol=1e-5)
+    assert len({len(t) for t in TASK.valid_answers(37)}) > 1, "the test needs answers of different lengths"
+
+
+def test_effective_number_normalises_over_the_correct_answers():
+    """N - 1 for a uniform p over N - 1 answers even when they hold only half the mass, 1 for one-hot."""
+    assert evaluation.effective_number(torch.full((36,), 0.5 / 36, dtype=torch.float64)) == pytest.approx(36)
+    assert evaluation.effective_number(torch.tensor([0.0, 0.7, 0.0], dtype=torch.float64)) == pytest.approx(1.0)
+
+
+class AlwaysRight(torch.nn.Module):
+    """A scripted model: for prompt n it always writes "1+(n-1).", correct for its own prompt only, and
+    scores every completion with the same log-probability per token. Scoring a sample against another
+    prompt makes its accuracy < 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.lm_head = torch.nn.Linear(1, 1)
+
+    def sample(self, prompts, max_new_tokens, end_token, num_samples, generator=None):
+        texts = [f"1+{int(TASK.decode(row)[:-1]) - 1}." for row in prompts.tolist() for _ in range(num_samples)]
+        completions, mask = TASK.completions(texts)
+        return completions, torch.zeros(completions.shape), mask
+
+    def completion_logprobs(self, prompts, completions, mask):
+        return torch.where(mask, torch.full(completions.shape, -0.1), torch.zeros(completions.shape))
+
+
+def test_sampled_accuracy_scores_each_sample_against_its_own_prompt():
+    model = AlwaysRight()
+    ns = TASK.heldout_n[:5]
+    targets = [evaluation.answer_target(p, 0.25) for p in evaluation.answer_probabilities(model, TASK, ns)]
+    metrics = evaluation.evaluate(model, TASK, ns, 16, 0, targets, model)
+    assert metrics["accuracy"] == 1.0 and metrics["distinct_correct"] == 1.0
+    assert metrics["wellformed_wrong"] == 0.0 and metrics["malformed"] == 0.0

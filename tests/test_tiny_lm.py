@@ -99,18 +99,12 @@ def test_sampling_is_reproducible_with_a_seeded_generator():
     assert not torch.equal(draw(7), draw(8))
 
 
-def test_temperature_changes_the_returned_logprobs():
+def test_sample_returns_the_log_probabilities_of_the_tokens_it_drew():
+    """They are log pi_old of the batch: the loop never runs a second forward pass to get them."""
     model = make_model()
     prompts = torch.tensor([[1, 2, 3]])
-    tokens, logp_hot, mask = model.sample(prompts, 4, END, num_samples=6, temperature=2.0,
-                                          generator=torch.Generator().manual_seed(0))
-    # The returned log-probs are those of the tempered distribution the tokens came from.
-    idx = torch.cat([prompts.repeat(6, 1), tokens], 1)
-    logits = model(idx[:, :-1])[:, 2:] / 2.0
-    expected = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).masked_fill(~mask, 0)
-    assert torch.allclose(logp_hot, expected, atol=1e-5)
-    with pytest.raises(ValueError, match="temperature"):
-        model.sample(prompts, 4, END, temperature=0.0)
+    tokens, logp, mask = model.sample(prompts, 4, END, num_samples=6, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(logp, model.completion_logprobs(prompts.repeat(6, 1), tokens, mask), atol=1e-5)
 
 
 def test_save_and_load_restore_config_and_weights(tmp_path):

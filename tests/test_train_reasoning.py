@@ -72,6 +72,9 @@ def test_bad_arguments_are_rejected_before_any_work_with_the_flag_named(capsys, 
                        (["--methods", "lad", "lad"], "--methods"),
                        (["--sft-correct-fraction", "1.5"], "--sft-correct-fraction"),
                        (["--kl-coef", "-1"], "--kl-coef"), (["--kl-coef", "nan"], "--kl-coef"),
+                       (["--minibatches", "5"], "--minibatches"), (["--minibatches", "0"], "--minibatches"),
+                       (["--kl-estimator", "k1"], "--kl-estimator"), (["--advantages", "oracle"], "--advantages"),
+                       (["--seed", "-1"], "--seed"), (["--lr", "abc"], "--lr"),
                        (["--lr", "inf"], "--lr"), (["--eta", "nan"], "--eta"), (["--clip-eps", "-inf"], "--clip-eps"),
                        (["--metrics-json", str(tmp_path)], "--metrics-json"),
                        (["--out-dir", str(a_file / "figures")], "--out-dir"),
@@ -107,10 +110,9 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
     largest = max(TASK.heldout_n) - 1  # most correct answers any held-out prompt has
     for name in ["sft", *tr.METHODS]:
         m = metrics[name]
-        assert 0 <= m["accuracy"] <= m["pass_at_k"] <= 1
+        assert 0 <= m["accuracy"] <= 1
         assert 0 <= m["distinct_correct"] <= metrics["settings"]["eval_samples"]
         assert 1 - 1e-9 <= m["effective_correct"] <= largest
-        assert 0 <= m["entropy_correct"] <= torch.log(torch.tensor(float(largest))).item()
         assert 0 <= m["tv_shape"] <= 1 and 0 <= m["tv_to_target"] <= 1
         assert m["wellformed_wrong"] + m["malformed"] == pytest.approx(1 - m["accuracy"])
         assert m["train_exact_accuracy"] is not None
@@ -127,3 +129,30 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
                                  "--run-dir", str(tmp_path / "runs")])
     for name in ["sft", "lad-fixed", "grpo-kl"]:
         assert again[name]["per_seed"] == returned[name]["per_seed"]
+
+
+def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_settings(tmp_path, monkeypatch):
+    """A checkpoint trained by other code, another torch or another thread count is not reused."""
+    args = tr.parse_args(["--run-dir", str(tmp_path)])
+    key = tr.sft_checkpoint_path(TASK, args, 0)
+    assert tr.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) == key
+    assert tr.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--threads", "2"]), 0) != key
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert tr.sft_checkpoint_path(TASK, args, 0) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(tr, "SFT_CODE", tr.SFT_CODE + ["variants.py"])  # stands in for edited code
+    assert tr.sft_checkpoint_path(TASK, args, 0) != key
+
+
+def _sleep_then_return(index: int, seconds: float) -> int:
+    import time
+    time.sleep(seconds)
+    return index
+
+
+def test_run_jobs_returns_results_in_job_order_even_when_later_jobs_finish_first():
+    """The first job is the slowest: a pool that collected results as they finish would return them
+    reversed, and the variants' runs would be attributed to the wrong names."""
+    jobs = [(i, 0.3 * (3 - i)) for i in range(4)]
+    args = tr.Args(workers=2, device="cpu")
+    assert tr.run_jobs(_sleep_then_return, jobs, args) == [0, 1, 2, 3]

@@ -1,0 +1,150 @@
+"""Tests of variants.py: each variant's loss value on a hand-made batch, the identity that makes every
+variant a policy gradient at ratio 1, the KL anchor each -kl variant adds, and the logged shares of
+clipped and past-target samples. And of train_reasoning.minibatches: whole groups, each completion
+once per pass."""
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import train_reasoning as tr
+from grpo_loss import group_advantages
+from lad_loss import lad_loss
+from variants import METHODS, variant_loss
+
+G = 4
+ETA = 0.25
+
+
+def args(**overrides):
+    base = dict(eta=ETA, divergence="js", lad_ratio="sequence", clip_eps=0.2, kl_coef=0.7, kl_estimator="k2")
+    return types.SimpleNamespace(**(base | overrides))
+
+
+def hand_made_batch(seed: int = 0, shift: float = 0.0):
+    """Two groups of G completions of unequal lengths (padding masked, one padded slot holding -inf as a
+    trap), rewards with a mix of successes; logp differs from logp_old by `shift` per token."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([3, 5, 2, 4, 5, 1, 3, 4])
+    mask = torch.arange(5) < lengths.unsqueeze(1)
+    logp_old = torch.where(mask, -torch.rand(8, 5, generator=g) * 3, torch.zeros(8, 5))
+    logp = torch.where(mask, logp_old + shift * torch.randn(8, 5, generator=g), torch.full((8, 5), -float("inf")))
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    batch = {"logp_old": logp_old, "mask": mask, "advantages": group_advantages(rewards, G),
+             "logp_ref": torch.where(mask, logp_old - 0.3 * torch.rand(8, 5, generator=g), torch.zeros(8, 5))}
+    return logp.requires_grad_(True), batch
+
+
+def masked(logp, mask):
+    return torch.where(mask, logp, torch.zeros_like(logp))
+
+
+@pytest.mark.parametrize("lad_ratio", ["token", "sequence"])
+def test_lad_loss_value_is_lad_loss_at_the_ratio_level_asked_for(lad_ratio):
+    """Catches the two levels swapped, a dropped mask (the -inf padding would give inf or NaN), or
+    another normalisation: the token form is lad_loss with the mask, the sequence form lad_loss on
+    the masked sums, both summed and divided by the batch's number of completion tokens."""
+    logp, batch = hand_made_batch(shift=0.3)
+    loss, _ = variant_loss("lad", logp, batch, args(lad_ratio=lad_ratio))
+    mask, n_tokens = batch["mask"], batch["mask"].sum()
+    if lad_ratio == "token":
+        want = lad_loss(logp, batch["logp_old"], batch["advantages"], eta=ETA, mask=mask)
+    else:
+        want = lad_loss(masked(logp, mask).sum(1), batch["logp_old"].sum(1), batch["advantages"], eta=ETA,
+                        reduction="sum") / n_tokens
+    assert torch.isfinite(loss) and float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    other = "sequence" if lad_ratio == "token" else "token"
+    assert float(loss.detach()) != pytest.approx(float(variant_loss("lad", logp, batch, args(lad_ratio=other))[0].detach()), rel=1e-3)
+
+
+def test_lad_fixed_defaults_to_lemma_3_2s_sequence_ratio():
+    assert tr.Args().lad_ratio == "sequence" and tr.parse_args([]).lad_ratio == "sequence"
+
+
+@pytest.mark.parametrize("lad_ratio", ["token", "sequence"])
+@pytest.mark.parametrize("method", ["grpo", "lad"])
+def test_at_ratio_one_each_loss_is_a_policy_gradient_with_a_shaped_advantage(method, lad_ratio):
+    """With one update per rollout the ratio is exactly 1 when the gradient is taken. Then GRPO's
+    gradient is that of -sum A log pi(y) and LAD's that of -sum w log pi(y) with
+    w = -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2), at either ratio level (divided by the
+    token count). A wrong shaped weight, the clip acting at ratio 1, or a sign flip changes the gradient."""
+    logp, batch = hand_made_batch(shift=0.0)
+    loss, stats = variant_loss(method, logp, batch, args(lad_ratio=lad_ratio))
+    (got,) = torch.autograd.grad(loss, logp)
+    A = batch["advantages"]
+    w = A if method == "grpo" else 0.5 * (F.softplus(A / ETA) - torch.log(torch.tensor(2.0)))
+    reinforce = -(w * masked(logp, batch["mask"]).sum(1)).sum() / batch["mask"].sum()
+    (want,) = torch.autograd.grad(reinforce, logp)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert stats["abs_log_ratio"] == 0.0 and stats.get("clipped", 0.0) == 0.0 and stats.get("past_target", 0.0) == 0.0
+
+
+@pytest.mark.parametrize("base", ["grpo", "lad"])
+@pytest.mark.parametrize("estimator", ["k2", "k3"])
+def test_the_kl_variants_add_beta_times_the_named_estimator_at_its_level(base, estimator):
+    """k2 on each completion's summed log-ratio, k3 on each token; beta = kl_coef; divided by the token
+    count like the policy term, so the balance is E[A] - beta KL. Catches k2 applied per token, the
+    estimators swapped, a penalty without beta, or a reference that gets a gradient."""
+    logp, batch = hand_made_batch(shift=0.2)
+    # float64: LAD's term is weighted by exp(A/eta), and the penalty is read off as a difference.
+    logp = logp.detach().double().requires_grad_(True)
+    batch = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+    batch["logp_ref"].requires_grad_(True)
+    a = args(kl_estimator=estimator)
+    anchored, _ = variant_loss(f"{base}-kl", logp, batch, a)
+    plain, _ = variant_loss(base, logp, batch, a)
+    mask = batch["mask"]
+    if estimator == "k2":
+        d = masked(logp, mask).sum(1) - batch["logp_ref"].sum(1)
+        penalty = (0.5 * d**2).sum()
+    else:
+        r = (batch["logp_ref"] - logp)[mask]
+        penalty = (r.exp() - r - 1).sum()
+    assert float((anchored - plain).detach()) == pytest.approx(0.7 * float(penalty.detach()) / float(mask.sum()), rel=1e-9)
+    anchored.backward()
+    assert batch["logp_ref"].grad is None
+
+
+def test_the_logged_shares_count_clipped_and_past_target_samples_on_a_hand_made_batch():
+    """Four completions of one token each, two with A > 0 and two with A < 0, and chosen log-ratios.
+    GRPO (clip 0.2): clipped where the ratio is past 1 + 0.2 with A > 0 or below 1 - 0.2 with A < 0.
+    LAD: x = ratio / exp(A/eta) above 1, and the weight's sign opposite to A's past the target."""
+    A = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    u = torch.tensor([0.5, -0.5, -0.5, 0.5])  # log-ratios: each past the clip, on either side
+    mask = torch.ones(4, 1, dtype=torch.bool)
+    batch = {"logp_old": torch.zeros(4, 1), "mask": mask, "advantages": A}
+    _, grpo = variant_loss("grpo", u.view(4, 1), batch, args())
+    # Clipped: the first (A > 0, e^0.5 > 1.2) and the third (A < 0, e^-0.5 < 0.8). The other two are past
+    # the clip on the side A does not push, where the unclipped term is the minimum and the gradient flows.
+    assert grpo["clipped"] == pytest.approx(2 / 4)
+    # LAD at eta = 0.25: log x = u - 4A. Completion 1: 0.5 - 4 < 0; 3: -0.5 + 4 > 0 (above target, weight
+    # < 0, same sign as A); to pass the target, A = +1 needs u > 4 and A = -1 needs u < -4.
+    u_lad = torch.tensor([4.5, 0.1, -4.5, 0.1])
+    _, lad = variant_loss("lad", u_lad.view(4, 1), batch, args(lad_ratio="token"))
+    assert lad["above_target"] == pytest.approx(2 / 4)  # completions 1 (4.5 - 4 > 0) and 4 (0.1 + 4)
+    assert lad["past_target"] == pytest.approx(2 / 4)  # 1 (A > 0, weight < 0) and 3 (A < 0, weight > 0)
+    assert lad["abs_log_ratio"] == pytest.approx(float(u_lad.abs().mean()))
+
+
+def test_every_variant_is_known_to_the_command_line():
+    assert tr.parse_args(["--methods", *METHODS]).methods == list(METHODS)
+
+
+@pytest.mark.parametrize("minibatches", [1, 2, 4])
+def test_minibatches_keep_groups_whole_and_use_every_completion_once_per_pass(minibatches):
+    n_prompts = 4
+    a = tr.Args(prompts_per_iteration=n_prompts, group_size=G, minibatches=minibatches)
+    rows = torch.arange(n_prompts * G)
+    batch = {"ns": list(range(n_prompts)), "row": rows, "group": rows // G, "advantages": torch.randn(n_prompts * G)}
+    parts = tr.minibatches(batch, a, torch.Generator().manual_seed(0))
+    assert len(parts) == minibatches
+    seen = torch.cat([p["row"] for p in parts])
+    assert sorted(seen.tolist()) == rows.tolist(), "every completion once per pass"
+    for p in parts:
+        groups = p["group"].view(-1, G)
+        assert (groups == groups[:, :1]).all(), "a group's completions stay together, in order"
+        assert torch.equal(p["advantages"], batch["advantages"][p["row"]]), "each tensor keeps its rows aligned"
+    if minibatches > 1:
+        other = tr.minibatches(batch, a, torch.Generator().manual_seed(1))
+        assert not all(torch.equal(x["row"], y["row"]) for x, y in zip(parts, other)), "the order is shuffled"

@@ -1,0 +1,120 @@
+"""The variants the GPT chapter compares: each one's loss on a sampled batch, and what it optimises.
+
+train_reasoning.py runs one RL loop for every variant; they differ only in the loss below, in which
+model samples the batch (pi_old), and in the anchor:
+
+    variant    loss on the batch                           pi_old (samples the batch)   anchor
+    grpo       clipped surrogate (grpo_loss), token ratio  the policy, every rollout    none
+    lad        lad_loss, Jensen-Shannon, 1/eta = 4         the policy, every rollout    none
+    grpo-kl    grpo + beta * KL estimate to pi_sft         the policy, every rollout    KL to pi_sft
+    lad-kl     lad  + the same penalty                     the policy, every rollout    KL to pi_sft
+    lad-fixed  lad_loss                                    pi_sft, frozen               pi_old = pi_sft
+
+What each one optimises (the targets a reader meets in this chapter)
+--------------------------------------------------------------------
+    P_A = exp(A/eta) / Z_A    the paper's advantage-induced distribution: the target of the ratio
+                              pi/pi_old, not of the policy (lad_loss.py)
+    pi* = pi_sft exp(A/eta)/Z Lemma 3.1's policy, from the SFT start; what evaluation.py measures
+                              every run against. Among the correct answers it is pi_sft's own shape
+    x = 1/Z at the optimum    where Lemma 3.2's loss is minimised every response has the same
+                              x = ratio / exp(A/eta) = 1/Z, Z = E_pi_old[exp(A/eta)]: not x = 1
+    per-token exp(A/eta)      the token-ratio form gives every token its own ratio and target; its
+                              minimiser is not pi* (measured in the README)
+
+* lad-fixed with one ratio per completion (`--lad-ratio sequence`, the default) is Lemma 3.2's
+  form with pi_old = pi_sft: its exact objective's minimiser is pi*. With `--lad-ratio token` every
+  token of a completion is matched to exp(A/eta) on its own, another objective.
+* The -kl variants add beta * a KL estimate to pi_sft. With `--kl-estimator k2` (the default) it is
+  k2 on the summed log-ratio of each completion, whose gradient is that of KL(pi || pi_sft): with
+  GRPO's one-step objective E[A] this is max E[A] - beta KL(pi || pi_sft), optimum
+  pi_sft exp(A/beta) / Z, which is pi* when beta = eta (--kl-coef defaults to --eta) and A is the
+  SFT policy's. With `--kl-estimator k3` it is per-token k3, as TRL and verl run it, whose gradient
+  follows KL(pi_sft || pi) at each sampled prefix: mass-covering, another optimum (kl_penalty.py).
+  The A of grpo-kl and lad-kl comes from the current policy's groups (`--advantages group`): as
+  accuracy rises A+ shrinks and A- grows, so the point they head for moves. `--advantages sft`
+  gives every completion the large-group A of the SFT policy's exact success rate on its prompt,
+  the A that defines pi* (evaluation.answer_target).
+
+One update per rollout: every variant is a policy gradient
+----------------------------------------------------------
+With one optimiser step per sampled batch (`--minibatches 1 --epochs 1`, the default), the policy
+that takes the gradient is the policy that sampled the batch, so every ratio is exactly 1 there.
+GRPO's clip then never acts and its gradient is A * grad log pi: REINFORCE with the group-normalised
+A. LAD's gradient is f'(x) * ratio * grad log pi at x = exp(-A/eta): REINFORCE with the shaped
+advantage -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2). So `grpo` and `lad` then differ
+only in how they weight each completion, and the ratio-dependent part of LAD (its brake at the
+target) never acts. With `--minibatches M` the rollout is cut into M mini-batches of whole groups,
+one step each: every step after the first is off-policy, the clip and the brake act, and
+`clipped` / `above_target` / `past_target` below count how often.
+
+Every loss is a sum over the batch divided by its number of completion tokens (as TRL's default
+"dapo" averaging), the policy term and the penalty alike, so that their balance is E[A] - beta KL.
+"""
+import torch
+
+from grpo_loss import grpo_loss
+from kl_penalty import kl_penalty
+from lad_loss import get_divergence, lad_loss
+
+METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
+
+
+def variant_loss(method: str, logp: torch.Tensor, batch: dict, args) -> tuple[torch.Tensor, dict]:
+    """The loss of one variant on one (mini-)batch, and how often its clip or brake acted.
+
+    logp: log pi_theta of every completion token, [batch, tokens], 0 on padding (the policy's
+    current forward pass). batch: "logp_old" (pi_old = the sampler, [batch, tokens]), "advantages"
+    [batch], "mask" [batch, tokens], and for the -kl variants "logp_ref" (pi_sft). args: eta,
+    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator.
+
+    Returns (loss, stats). stats, over the completions (sequence ratio) or tokens (token ratio) whose
+    advantage is not 0:
+      clipped       GRPO: share whose ratio is past the clip in the direction A pushes (zero gradient)
+      above_target  LAD: share with x = ratio / exp(A/eta) > 1
+      past_target   LAD: share whose weight -f'(x) has the sign opposite to A's (the brake reversed the push)
+      abs_log_ratio mean |log pi - log pi_old|: 0 exactly on the first step after sampling
+    """
+    logp_old, A, mask = batch["logp_old"], batch["advantages"], batch["mask"]
+    # Padding holds 0 in tiny_lm's log-probs, but whatever it holds must not reach a sum over tokens.
+    logp = torch.where(mask, logp, torch.zeros_like(logp))
+    n_tokens = mask.sum().clamp(min=1)
+    token_level = method.startswith("grpo") or args.lad_ratio == "token"
+    if token_level:
+        u = (logp - logp_old).detach()
+        moves = mask & (A != 0).unsqueeze(1)
+        A_ = A.unsqueeze(1).expand_as(logp)
+    else:
+        u = (logp.sum(1) - logp_old.sum(1)).detach()
+        moves = A != 0
+        A_ = A
+    stats = {"abs_log_ratio": float(u[moves].abs().mean()) if moves.any() else 0.0}
+
+    if method.startswith("grpo"):
+        loss = grpo_loss(logp, logp_old, A, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+        clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(args.clip_eps)))) | \
+                  ((A_ < 0) & (u < torch.log1p(torch.tensor(-args.clip_eps))))
+        stats["clipped"] = share(clipped, moves)
+    else:
+        if token_level:
+            loss = lad_loss(logp, logp_old, A, eta=args.eta, divergence=args.divergence, mask=mask, reduction="sum")
+        else:
+            loss = lad_loss(logp.sum(1), logp_old.sum(1), A, eta=args.eta, divergence=args.divergence,
+                            reduction="sum")
+        log_x = u - A_ / args.eta
+        weight = -get_divergence(args.divergence).f_prime(log_x.clamp(-80, 80).exp())  # LAD's advantage
+        stats["above_target"] = share(log_x > 0, moves)
+        stats["past_target"] = share(weight * A_ < 0, moves)
+
+    if method.endswith("-kl"):
+        logp_ref = batch["logp_ref"]
+        if args.kl_estimator == "k2":  # one KL term per completion: the summed log-ratio
+            penalty = kl_penalty(logp.sum(1), logp_ref.sum(1), "k2").sum()
+        else:  # per token, as TRL and verl apply k3
+            penalty = (kl_penalty(logp, logp_ref, "k3") * mask).sum()
+        loss = loss + args.kl_coef * penalty
+    return loss / n_tokens, stats
+
+
+def share(event: torch.Tensor, among: torch.Tensor) -> float:
+    """The share of the `among` elements at which `event` holds (0 when there are none)."""
+    return float((event & among).sum() / among.sum()) if among.any() else 0.0
