@@ -4,6 +4,7 @@ This is nanoGPT's model.py cut down to what a reinforcement-learning step on a l
 
     logits                 forward(idx)                          [batch, length, vocab]
     log pi_theta(y|x)      completion_logprobs(prompts, completions, mask)     [batch, tokens]
+                           (entropy=True: also each position's entropy)
     y ~ pi_theta(.|x)      sample(prompts, num_samples, ...)     a whole group per prompt at once
     weights + config       save(path), GPT.load(path)
 
@@ -138,8 +139,9 @@ class GPT(nn.Module):
     # -----------------------------------------------------------------------------------------
 
     def completion_logprobs(
-        self, prompts: torch.Tensor, completions: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self, prompts: torch.Tensor, completions: torch.Tensor, mask: torch.Tensor | None = None,
+        entropy: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Per-token log pi_theta(y_t | x, y_<t) of the completion tokens.
 
         Args:
@@ -147,20 +149,25 @@ class GPT(nn.Module):
             completions: [batch, tokens] token ids, written after the prompts.
             mask: optional [batch, tokens], True where a token belongs to the completion (up to and
                 including its end marker), False on the padding after it.
+            entropy: also return each position's entropy over the whole vocabulary (an entropy-shaped
+                advantage needs it), from the same forward pass.
         Returns:
             [batch, tokens], 0 where the mask is False. Summing over tokens gives log pi_theta(y|x) of
             each completion; with the mask, it plugs straight into lad_loss / grpo_loss at the token level.
+            With entropy=True, (that, the entropies [batch, tokens], also 0 where the mask is False).
         """
         P = prompts.shape[1]
         idx = torch.cat([prompts, completions], dim=1)
         logits = self(idx[:, :-1])  # the last token predicts nothing we need
         # logits[:, t] predicts idx[:, t + 1]; completion token j sits at position P + j, so it is
         # predicted by position P + j - 1. The prompt's own tokens are never scored.
-        logits = logits[:, P - 1 :]
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+        log_probs = torch.log_softmax(logits[:, P - 1 :], dim=-1)
+        logp = log_probs.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+        entropies = -(log_probs.exp() * log_probs).sum(-1) if entropy else None
         if mask is not None:
             logp = logp.masked_fill(~mask.bool(), 0.0)
-        return logp
+            entropies = entropies.masked_fill(~mask.bool(), 0.0) if entropy else None
+        return (logp, entropies) if entropy else logp
 
     @torch.no_grad()
     def sample(

@@ -80,7 +80,7 @@ class Args:
     minibatches: int = 1  # optimiser steps per pass over a rollout, each on a mini-batch of whole groups
     epochs: int = 1  # passes over each rollout
     lr: float = 2e-4  # Adam, the same for every variant
-    advantages: str = "group"  # "group": normalised within each sampled group; "sft": the SFT policy's exact A
+    advantages: str = "group"  # "group": normalised in each sampled group; "sft" or "sft-normalised": sft_advantages
     clip_eps: float = 0.2  # GRPO's trust region
     eta: float = 0.25  # LAD's trust-region temperature (the paper: 1/eta = 4)
     divergence: str = "js"  # LAD's f-divergence
@@ -157,12 +157,12 @@ def train_sft(task: SumTask, args: Args, seed: int) -> Path:
 
 @torch.no_grad()
 def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen, reference: GPT | None = None,
-                 sft_success: dict | None = None) -> dict:
+                 fixed_advantages: dict | None = None) -> dict:
     """One rollout: G completions for each of prompts_per_iteration training prompts, sampled by
     `sampler` (pi_old of this rollout), scored, with their advantages. Rows come in consecutive groups
     of G per prompt. With a `reference` model, also its log-probabilities of the same tokens (the KL
-    anchor, fixed for the rollout). With `sft_success` (n -> the SFT policy's exact P(correct)), the
-    advantages are large_group_advantages of it instead of the group-normalised rewards."""
+    anchor, fixed for the rollout). With `fixed_advantages` (n -> (A+, A-), sft_advantages), a correct
+    completion of prompt n gets A+ and any other A-, instead of the group-normalised rewards."""
     picks = torch.randint(len(task.train_n), (args.prompts_per_iteration,), generator=prompt_gen)
     ns = [task.train_n[i] for i in picks.tolist()]
     prompts = task.prompts(ns).to(args.device)
@@ -173,16 +173,32 @@ def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen
     texts = [task.decode(row) for row in completions.tolist()]
     n_of_row = [ns[i // args.group_size] for i in range(len(texts))]
     rewards = torch.tensor([float(task.is_correct(n, t)) for n, t in zip(n_of_row, texts)])
-    if sft_success is None:
+    if fixed_advantages is None:
         advantages = group_advantages(rewards, args.group_size)
     else:
-        advantages = torch.tensor([large_group_advantages(sft_success[n])[0 if r else 1]
-                                   for n, r in zip(n_of_row, rewards.tolist())])
+        advantages = torch.tensor([fixed_advantages[n][0 if r else 1] for n, r in zip(n_of_row, rewards.tolist())])
     batch = {"ns": ns, "prompts": prompts, "completions": completions, "mask": mask, "logp_old": logp_old,
              "rewards": rewards, "advantages": advantages.to(args.device)}
     if reference is not None:
         batch["logp_ref"] = reference.completion_logprobs(prompts, completions, mask)
     return batch
+
+
+def sft_advantages(sft_model: GPT, task: SumTask, args: Args) -> dict:
+    """n -> (A+, A-) for every training prompt: large_group_advantages of the SFT policy's exact
+    P(correct), the A that defines pi* (--advantages sft). With --advantages sft-normalised, minus
+    eta log Z(n), Z(n) = E_sft[exp(A/eta)]: the same pi* (a constant per prompt changes no
+    softmax), but Z = 1, so that at the optimum of Lemma 3.2's loss x = 1 and -f'(x) = 0 for JS,
+    instead of a large weight -f'(1/Z) that cancels only on average (the bandit's noise floor)."""
+    advantages = {}
+    for n, p in zip(task.train_n, answer_probabilities(sft_model, task, task.train_n)):
+        success = min(max(float(p.sum()), 1e-12), 1 - 1e-12)
+        a_plus, a_minus = large_group_advantages(success)
+        if args.advantages == "sft-normalised":
+            log_z = float(np.logaddexp(math.log(success) + a_plus / args.eta, math.log1p(-success) + a_minus / args.eta))
+            a_plus, a_minus = a_plus - args.eta * log_z, a_minus - args.eta * log_z
+        advantages[n] = (a_plus, a_minus)
+    return advantages
 
 
 def rl_models(method: str, sft_path: Path, args: Args) -> tuple[GPT, GPT, GPT | None]:
@@ -228,9 +244,7 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
     sft_path = sft_checkpoint_path(task, args, seed)
     sft_model = GPT.load(sft_path, map_location=args.device)
     targets = targets_of(sft_model, task, task.heldout_n, args.eta)
-    sft_success = None
-    if args.advantages == "sft":
-        sft_success = {n: float(p.sum()) for n, p in zip(task.train_n, answer_probabilities(sft_model, task, task.train_n))}
+    fixed_advantages = None if args.advantages == "group" else sft_advantages(sft_model, task, args)
     model, sampler, reference = rl_models(method, sft_path, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     # Separate random streams for prompts, samples and mini-batch order: every variant sees the same
@@ -247,7 +261,7 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
         if it == args.iterations:
             break
         start = time.perf_counter()  # time sampling + updates, not the evaluation
-        batch = sample_batch(sampler, task, args, prompt_gen, sample_gen, reference, sft_success)
+        batch = sample_batch(sampler, task, args, prompt_gen, sample_gen, reference, fixed_advantages)
         stats = rl_step(method, model, optimizer, batch, args, shuffle_gen)
         seconds.append(time.perf_counter() - start)
         history["iteration"].append(it)
@@ -349,8 +363,9 @@ def parse_args(argv=None) -> Args:
         help="mini-batches of whole groups per pass over a rollout, one optimiser step each")
     add("--epochs", type=count, default=d.epochs, help="passes over each rollout")
     add("--lr", type=positive, default=d.lr, help="RL Adam learning rate (every variant)")
-    add("--advantages", choices=["group", "sft"], default=d.advantages,
-        help="group: normalised within each sampled group; sft: from the SFT policy's exact success rate")
+    add("--advantages", choices=["group", "sft", "sft-normalised"], default=d.advantages,
+        help="group: normalised within each sampled group; sft: from the SFT policy's exact success rate on "
+             "the prompt; sft-normalised: the same minus eta log Z, so that Z = 1")
     add("--clip-eps", type=positive, default=d.clip_eps, help="GRPO's clip")
     add("--eta", type=positive, default=d.eta, help="LAD's temperature")
     add("--divergence", choices=sorted(DIVERGENCES), default=d.divergence, help="LAD's f-divergence")

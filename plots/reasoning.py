@@ -7,14 +7,18 @@ file needs no model:
                                                      probability of every correct answer against pi*
     draw_training(histories, levels, frontiers, path)   held-out metrics over training, mean +- std
                                                      over seeds, and the accuracy-diversity frontier
+    draw_long_runs(studies, path)                    TV to pi* over training for several runs' metrics
+                                                     files: `python -m plots.reasoning FILE.json ...`
 """
+import argparse
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from plots import plot_curves, plot_distribution, save_figure
+from plots import output_path_problem, plot_curves, plot_distribution, save_figure
 
 
 def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:
@@ -104,3 +108,64 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
             readable_log_ticks(ax)
     fig.suptitle(f"Held-out prompts, mean ± std over {len(histories)} seed(s)", fontsize=10)
     return save_figure(fig, path)
+
+
+# The settings that can tell one long run from another, in the order a label names them.
+STUDY_SETTINGS = {"advantages": "A {}", "lad_ratio": "{} ratio", "kl_estimator": "{}", "lr": "lr {:g}",
+                  "group_size": "G {}", "prompts_per_iteration": "{} prompts", "minibatches": "M {}"}
+
+
+def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: float = 0.9) -> Path:
+    """TV to pi*, its shape part and P(correct) over training, for several runs of train_reasoning.py.
+    studies: metrics dicts as train_reasoning.py writes them (--metrics-json), each with "settings"
+    and "curves" (per seed, variant -> history). One curve per (file, variant), mean +- std over its
+    seeds, labelled by the settings that differ between the files. The goal is drawn dashed."""
+    varied = [k for k in STUDY_SETTINGS if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.2))
+    styles = ["-", "--", "-.", ":"]
+    for i, study in enumerate(studies):
+        for variant in study["curves"][0]:
+            label = ", ".join([variant] + [STUDY_SETTINGS[k].format(study["settings"][k]) for k in varied])
+            evals = [seed[variant]["evals"] for seed in study["curves"]]
+            x = [e["iteration"] for e in evals[0]]
+            for ax, key in zip(axes, ["tv_to_target", "tv_shape", "exact_accuracy"]):
+                values = np.array([[e[key] for e in run] for run in evals])
+                plot_curves(ax, {label: (x, values.mean(0), values.std(0))})
+                ax.lines[-1].set_linestyle(styles[i % len(styles)])
+    titles = [("TV(pi, pi*), exact", "held-out distance to pi*"),
+              ("TV(pi(. | correct), pi*(. | correct))", "the shape part of it"),
+              ("P(correct), exact", "held-out accuracy")]
+    for ax, (ylabel, title), goal in zip(axes, titles, [goal_tv, None, goal_accuracy]):
+        if goal is not None:
+            ax.axhline(goal, color="black", linestyle=":", linewidth=1)
+        ax.set(xlabel="RL iteration", ylabel=ylabel, title=title)
+    axes[0].set_yscale("log")
+    readable_log_ticks(axes[0])
+    for ax in axes[1:]:
+        ax.get_legend().remove()
+    seeds = sorted({len(s["curves"]) for s in studies})
+    fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} seed(s); "
+                 f"dotted: the goal, TV <= {goal_tv:g} with P(correct) >= {goal_accuracy:g}", fontsize=10)
+    return save_figure(fig, path)
+
+
+def main(argv=None) -> None:
+    """python -m plots.reasoning FILE.json [FILE.json ...] --figure PATH: draw_long_runs of those files."""
+    parser = argparse.ArgumentParser(description="Draw long train_reasoning.py runs from their metrics files.")
+    parser.add_argument("metrics", nargs="+", help="metrics JSON files written by train_reasoning.py --metrics-json")
+    parser.add_argument("--figure", default="plots/reasoning_long_runs.png", help="where to write the figure")
+    args = parser.parse_args(argv)
+    problem = output_path_problem(args.figure, "figure")
+    if problem:
+        parser.error(f"--figure {args.figure}: {problem}")
+    studies = []
+    for name in args.metrics:
+        try:
+            studies.append(json.loads(Path(name).read_text()))
+        except (OSError, ValueError) as error:
+            parser.error(f"{name}: {error}")
+    print(f"figure written to {draw_long_runs(studies, args.figure)}")
+
+
+if __name__ == "__main__":
+    main()

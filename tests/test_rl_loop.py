@@ -4,6 +4,7 @@ score, which model samples and which anchors, how a rollout is cut into mini-bat
 pi* with its exact distance."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -207,3 +208,26 @@ def test_sampled_accuracy_scores_each_sample_against_its_own_prompt():
     metrics = evaluation.evaluate(model, TASK, ns, 16, 0, targets, model)
     assert metrics["accuracy"] == 1.0 and metrics["distinct_correct"] == 1.0
     assert metrics["wellformed_wrong"] == 0.0 and metrics["malformed"] == 0.0
+
+
+@pytest.mark.parametrize("kind", ["sft", "sft-normalised"])
+def test_sft_advantages_are_the_large_group_a_of_pi_star_and_normalised_ones_make_z_one(kind):
+    """--advantages sft gives every correct completion of a prompt the A+ that defines pi* and every
+    other one A-; sft-normalised shifts both by eta log Z, so that E_sft[exp(A/eta)] = 1 and pi* is
+    unchanged. A shift with the wrong sign, or A+ and A- swapped, breaks one of these."""
+    model = small_model(2)
+    args = small_args(advantages=kind, eta=0.25)
+    fixed = tr.sft_advantages(model, TASK, args)
+    probs = evaluation.answer_probabilities(model, TASK, TASK.train_n)
+    for n, p in list(zip(TASK.train_n, probs))[:5]:
+        success = float(p.sum())
+        a_plus, a_minus = fixed[n]
+        assert a_plus > a_minus
+        z = success * math.exp(a_plus / 0.25) + (1 - success) * math.exp(a_minus / 0.25)
+        if kind == "sft":
+            assert (a_plus, a_minus) == pytest.approx(evaluation.large_group_advantages(success))
+        else:
+            assert z == pytest.approx(1.0, rel=1e-9)
+            assert a_plus - a_minus == pytest.approx(float(np.subtract(*evaluation.large_group_advantages(success))))
+        # pi*(correct) from these advantages is the evaluation's target's
+        assert success * math.exp(a_plus / 0.25) / z == pytest.approx(float(evaluation.answer_target(p, 0.25)[:-1].sum()))

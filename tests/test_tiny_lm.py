@@ -121,3 +121,18 @@ def test_too_long_input_is_refused():
     model = make_model()
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 13, dtype=torch.long))
+
+
+def test_completion_entropy_is_the_full_vocabulary_entropy_at_each_completion_position():
+    """From the same forward pass as the log-probs: the entropy of the distribution that predicts each
+    completion token (not the one after it), 0 on padding."""
+    model = make_model()
+    prompts, completions = torch.tensor([[1, 2, 3], [3, 2, 1]]), torch.tensor([[4, 5, 0], [6, 0, 0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    logp, entropy = model.completion_logprobs(prompts, completions, mask, entropy=True)
+    assert torch.equal(logp, model.completion_logprobs(prompts, completions, mask))
+    logits = model(torch.cat([prompts, completions], 1))[:, 2:-1]
+    p = torch.softmax(logits, -1)
+    want = -(p * p.log()).sum(-1).masked_fill(~mask, 0.0)
+    assert torch.allclose(entropy, want, atol=1e-5)
+    assert entropy[1, 2] == 0.0 and (entropy[mask] > 0).all()
