@@ -15,11 +15,23 @@ train_reasoning.py and the Hugging Face model of lad_trl.py start the same way:
 
 `completion_logprobs(prompts, completions, mask)` returns the per-token log-probabilities of the
 completion tokens, [batch, tokens], 0 where the mask is False (tiny_lm.GPT.completion_logprobs is one).
+
+For the tiny GPT, `train_sft(task, args, seed)` trains one seed's warm start, or finds it in a cache
+(`sft_checkpoint_path`) keyed by everything that changes the weights: the settings, the code, the
+torch version and the thread count.
 """
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
 from tqdm import tqdm
+
+from arithmetic import SumTask
+from tiny_lm import GPT, GPTConfig
 
 
 def supervised_warm_start(
@@ -51,3 +63,54 @@ def supervised_warm_start(
         loss.backward()
         optimizer.step()
     return float(loss.detach())
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny GPT's warm start, cached.
+# ---------------------------------------------------------------------------------------------
+
+def model_config(task: SumTask, args) -> GPTConfig:
+    return GPTConfig(
+        vocab_size=len(task.chars), block_size=task.PROMPT_LEN + task.MAX_COMPLETION,
+        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+    )
+
+
+# The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
+SFT_CODE = ["sft.py", "tiny_lm.py", "arithmetic.py"]
+
+
+def sft_checkpoint_path(task: SumTask, args, seed: int) -> Path:
+    """The cache key is everything that changes the SFT weights: the settings, the code that trains
+    them, the torch version and the thread count (a matrix product split over other threads rounds
+    differently). The same key on the same machine gives the same weights, bit for bit.
+    args: train_reasoning.Args (the model's size, the sft_* settings, threads, device, run_dir)."""
+    here = Path(__file__).parent
+    key = {
+        "seed": seed, "config": asdict(model_config(task, args)), "device": torch.device(args.device).type,
+        "task_class": type(task).__name__,
+        "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
+        **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")},
+        "code": [hashlib.sha1((here / name).read_bytes()).hexdigest() for name in SFT_CODE],
+        "torch": torch.__version__,
+    }
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(args.run_dir) / f"sft-{digest}.pt"
+
+
+def train_sft(task: SumTask, args, seed: int) -> Path:
+    """Train the warm start of one seed, or find it in the cache. Returns the checkpoint's path."""
+    path = sft_checkpoint_path(task, args, seed)
+    if path.exists():
+        print(f"SFT seed {seed}: the cached warm start {path}")
+        return path
+    torch.manual_seed(seed)
+    model = GPT(model_config(task, args)).to(args.device)
+    data = tuple(t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
+    supervised_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
+                          batch_size=args.sft_batch_size, lr=args.sft_lr, seed=seed,
+                          progress=args.workers == 1, desc=f"SFT seed {seed}")
+    # Write to a temporary name, then rename: a run that starts meanwhile never reads half a file.
+    os.replace(model.save(path.with_suffix(f".tmp{os.getpid()}")), path)
+    print(f"SFT seed {seed}: saved the warm start to {path}")
+    return path

@@ -28,11 +28,8 @@ Run:  python train_reasoning.py                                    (one seed, th
       python train_reasoning.py --quick                            (seconds; its numbers mean little)
 """
 import argparse
-import hashlib
-import json
 import math
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -51,8 +48,8 @@ from kl_penalty import KL_ESTIMATORS
 from lad_loss import DIVERGENCES
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
-from sft import supervised_warm_start
-from tiny_lm import GPT, GPTConfig
+from sft import sft_checkpoint_path, train_sft
+from tiny_lm import GPT
 from variants import METHODS, variant_loss
 
 # What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
@@ -99,56 +96,6 @@ class Args:
     threads: int = 1  # torch CPU threads per process: one is fastest for a model this small, and stays fast on a busy machine
     workers: int = 2  # processes that run seeds and variants side by side
     quick: bool = False  # a smaller model and budget: the whole pipeline in seconds
-
-
-# ---------------------------------------------------------------------------------------------
-# Stage 1: the SFT warm start (sft.py), cached.
-# ---------------------------------------------------------------------------------------------
-
-def model_config(task: SumTask, args: Args) -> GPTConfig:
-    return GPTConfig(
-        vocab_size=len(task.chars), block_size=task.PROMPT_LEN + task.MAX_COMPLETION,
-        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-    )
-
-
-# The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
-SFT_CODE = ["sft.py", "tiny_lm.py", "arithmetic.py"]
-
-
-def sft_checkpoint_path(task: SumTask, args: Args, seed: int) -> Path:
-    """The cache key is everything that changes the SFT weights: the settings, the code that trains
-    them, the torch version and the thread count (a matrix product split over other threads rounds
-    differently). The same key on the same machine gives the same weights, bit for bit."""
-    here = Path(__file__).parent
-    key = {
-        "seed": seed, "config": asdict(model_config(task, args)), "device": torch.device(args.device).type,
-        "task_class": type(task).__name__,
-        "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
-        **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")},
-        "code": [hashlib.sha1((here / name).read_bytes()).hexdigest() for name in SFT_CODE],
-        "torch": torch.__version__,
-    }
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(args.run_dir) / f"sft-{digest}.pt"
-
-
-def train_sft(task: SumTask, args: Args, seed: int) -> Path:
-    """Train the warm start of one seed, or find it in the cache. Returns the checkpoint's path."""
-    path = sft_checkpoint_path(task, args, seed)
-    if path.exists():
-        print(f"SFT seed {seed}: the cached warm start {path}")
-        return path
-    torch.manual_seed(seed)
-    model = GPT(model_config(task, args)).to(args.device)
-    data = tuple(t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
-    supervised_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
-                          batch_size=args.sft_batch_size, lr=args.sft_lr, seed=seed,
-                          progress=args.workers == 1, desc=f"SFT seed {seed}")
-    # Write to a temporary name, then rename: a run that starts meanwhile never reads half a file.
-    os.replace(model.save(path.with_suffix(f".tmp{os.getpid()}")), path)
-    print(f"SFT seed {seed}: saved the warm start to {path}")
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -81,11 +81,11 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
 
     def frontier(per_seed):  # [seeds, levels] with NaN -> mean and std where >= half the seeds got there
         values = np.array(per_seed, dtype=float)
-        reached = np.isfinite(values).sum(0)
-        keep = reached >= max(1, (len(values) + 1) // 2)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-            quiet.filter(RuntimeWarning)
-            mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+        reached = np.isfinite(values)
+        count = np.maximum(reached.sum(0), 1)
+        mean = np.where(reached, values, 0).sum(0) / count
+        std = np.sqrt(np.where(reached, (values - mean) ** 2, 0).sum(0) / count)
+        keep = reached.sum(0) >= max(1, (len(values) + 1) // 2)
         return np.where(keep, mean, np.nan), np.where(keep, std, np.nan)
 
     fig, axes = plt.subplots(2, 3, figsize=(17, 8.5))

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+import sft
 import train_reasoning as tr
 from arithmetic import SumTask
 
@@ -134,14 +135,14 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
 def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_settings(tmp_path, monkeypatch):
     """A checkpoint trained by other code, another torch or another thread count is not reused."""
     args = tr.parse_args(["--run-dir", str(tmp_path)])
-    key = tr.sft_checkpoint_path(TASK, args, 0)
-    assert tr.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) == key
-    assert tr.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--threads", "2"]), 0) != key
+    key = sft.sft_checkpoint_path(TASK, args, 0)
+    assert sft.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) == key
+    assert sft.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--threads", "2"]), 0) != key
     monkeypatch.setattr(torch, "__version__", "0.0.0")
-    assert tr.sft_checkpoint_path(TASK, args, 0) != key
+    assert sft.sft_checkpoint_path(TASK, args, 0) != key
     monkeypatch.undo()
-    monkeypatch.setattr(tr, "SFT_CODE", tr.SFT_CODE + ["variants.py"])  # stands in for edited code
-    assert tr.sft_checkpoint_path(TASK, args, 0) != key
+    monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["variants.py"])  # stands in for edited code
+    assert sft.sft_checkpoint_path(TASK, args, 0) != key
 
 
 def _sleep_then_return(index: int, seconds: float) -> int:
