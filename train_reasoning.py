@@ -48,7 +48,7 @@ from kl_penalty import KL_ESTIMATORS
 from lad_loss import DIVERGENCES
 from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
-from sft import sft_checkpoint_path, train_sft
+from sft import train_sft
 from tiny_lm import GPT
 from variants import METHODS, variant_loss
 
@@ -186,9 +186,8 @@ def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle
     return stats
 
 
-def train_rl(method: str, task: SumTask, args: Args, seed: int) -> dict:
+def train_rl(method: str, task: SumTask, args: Args, seed: int, sft_path: Path) -> dict:
     """RL from the seed's SFT checkpoint. Returns the trained model, its learning curves and timing."""
-    sft_path = sft_checkpoint_path(task, args, seed)
     sft_model = GPT.load(sft_path, map_location=args.device)
     targets = targets_of(sft_model, task, task.heldout_n, args.eta)
     fixed_advantages = None if args.advantages == "group" else sft_advantages(sft_model, task, args)
@@ -235,10 +234,10 @@ def run_jobs(function, jobs: list, args: Args) -> list:
         return list(pool.map(function, *zip(*jobs)))  # map returns in submission order
 
 
-def summarise_seed(task: SumTask, args: Args, seed: int, runs: dict) -> dict:
+def summarise_seed(task: SumTask, args: Args, seed: int, sft_path: Path, runs: dict) -> dict:
     """The SFT start's evaluation, and every variant's last evaluation with its frontier at
     --match-accuracy, how often its clip or brake acted, and its exact metrics on the training prompts."""
-    sft_model = GPT.load(sft_checkpoint_path(task, args, seed), map_location=args.device)
+    sft_model = GPT.load(sft_path, map_location=args.device)
     targets = targets_of(sft_model, task, task.heldout_n, args.eta)
     train_targets = targets_of(sft_model, task, task.train_n, args.eta)
     evals = {"sft": [evaluate(sft_model, task, task.heldout_n, args.eval_samples, seed, targets, sft_model)]}
@@ -371,10 +370,12 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     task = task or SumTask()
-    run_jobs(train_sft, [(task, args, seed) for seed in args.seed], args)
-    jobs = [(method, task, args, seed) for seed in args.seed for method in args.methods]
+    # The checkpoints' paths are fixed here, once: the cache key reads the code's files.
+    sft_paths = run_jobs(train_sft, [(task, args, seed) for seed in args.seed], args)
+    jobs = [(method, task, args, seed, path) for seed, path in zip(args.seed, sft_paths) for method in args.methods]
     runs = iter(run_jobs(train_rl, jobs, args))
-    results = [summarise_seed(task, args, seed, {m: next(runs) for m in args.methods}) for seed in args.seed]
+    results = [summarise_seed(task, args, seed, path, {m: next(runs) for m in args.methods})
+               for seed, path in zip(args.seed, sft_paths)]
     metrics = aggregate_seeds(results, args.methods)
     metrics["settings"] = {**asdict(args), "n_train_prompts": len(task.train_n), "heldout_n": task.heldout_n,
                            "n_params": results[0]["sft_model"].num_params()}
