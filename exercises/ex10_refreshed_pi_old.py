@@ -48,8 +48,8 @@ def train_with_refreshes(pi_0, advantages, eta: float, refreshes: int, steps_per
     Start from the logits log pi_0 with pi_old = pi_0. Each step's loss is
     sum_y pi_old(y) * lad_loss(log pi(y), log pi_old(y), A(y), eta) (reduction="none", Jensen-Shannon),
     as bandit.step_loss computes it with arms=None. After every steps_per_refresh steps, pi_old becomes
-    the current policy (detached). Return the policy at the start and at the end of every period,
-    [refreshes + 1, n]: row k is the policy when pi_old is refreshed for the k-th time.
+    the current policy (detached). Return the policies [refreshes + 1, n]: row 0 is pi_0, row k the
+    policy at the end of the k-th period (the one that becomes pi_old next).
     """
     raise NotImplementedError("exercise 10: write train_with_refreshes")
 
