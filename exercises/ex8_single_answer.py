@@ -34,7 +34,7 @@ Then write:
                         "grpo" and "lad", each holding "accuracy", "exact_accuracy",
                         "effective_correct" and "distinct_correct" among others.
 
-Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run, ~25 s)
+Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run: the longest check)
 """
 from pathlib import Path
 

@@ -17,9 +17,8 @@ gives GRPO std-normalised advantages, hence beta = eta / std there, with the std
 is on-policy, and at the fixed point where it would match LAD it samples its groups from pi* itself.
 That std is 0.193, so beta = 0.25 / 0.193 = 1.3; pi_0's std, 0.478, would give 0.52, the right value
 for a group sampled from pi_0, which the on-policy GRPO never does at its end.) With a non-uniform
-pi_0 no beta works: the
-optimum is a function of A alone, and LAD's target is not. Two answers with equal advantage get equal
-probability, whatever the pretrained model thought of them.
+pi_0 no beta works: the optimum is a function of A alone, and LAD's target is not. Two answers with
+equal advantage get equal probability, whatever the pretrained model thought of them.
 
 The exact KL penalty, for comparison. Maximise sum_y pi(y) A(y) - beta KL(pi || pi_0):
 
