@@ -4,9 +4,10 @@ Lemma 3.2 is stated for one ratio per completion, pi_theta(y) / pi_old(y). A lan
 usually takes one ratio per token instead, pi_theta(y_t | y_<t) / pi_old(y_t | y_<t), as GRPO's
 clipped surrogate does, and lad_loss accepts both: [batch] summed log-probabilities for the sequence
 form, [batch, tokens] for the token form (every token with its own ratio and the completion's A).
-Is the minimiser the same? train_reasoning.py's docstring says the token form's implicit target for a
-completion is exp(length * A / eta), "a stronger push". Find out, on a policy small enough to
-enumerate: exercises/two_token.py's tabular two-token policy, pi(y1, y2) = pi1(y1) pi2(y2 | y1).
+Is the minimiser the same? It is tempting to say that every token aims at the ratio exp(A/eta), so
+that a completion's implicit target is exp(length * A / eta), "a stronger push". Find out, on a policy
+small enough to enumerate: exercises/two_token.py's tabular two-token policy,
+pi(y1, y2) = pi1(y1) pi2(y2 | y1).
 
 The exact objective of each form, with samples from pi_old and a(y) = A(y) / eta:
 

@@ -16,24 +16,22 @@ On paper first. Write d = log pi - log pi_ref (of a token, or of a whole complet
   1. The gradient of each estimator as a loss is c * grad log pi for one sample. Find c for
      k2 = d^2 / 2 and for k3 = exp(-d) + d - 1.
   2. Sequence level (the penalty of the summed d): average c(y) grad log pi(y) over y ~ pi. Using
-     E_pi[grad log pi] = 0, show that k2's is the gradient of KL(pi || pi_ref) and k3's that of
-     KL(pi_ref || pi), over whole completions.
+     E_pi[grad log pi] = 0, whose gradient is it, k2's and k3's: KL(pi || pi_ref) or KL(pi_ref || pi)
+     over whole completions?
   3. Per token (the sum over t of the penalty of each token's own d_t): pi(y) grad log pi(y) sums
-     both tokens' scores, but each token's weight c_t now sees only its own d_t. Show that the result
-     is the gradient of KL(pi1 || ref1) + sum_y1 pi1(y1) KL(pi2(.|y1) || ref2(.|y1)) with the prefix
-     weights pi1(y1) held fixed (k2; k3 with the arguments the other way round). Which term of the
-     sequence-level gradient is missing? (With pi1 held fixed, the first token is never charged for
-     the divergence its continuations will have.)
+     both tokens' scores, but each token's weight c_t now sees only its own d_t. The chain rule writes
+     the KL over completions as KL(pi1 || ref1) + sum_y1 pi1(y1) KL(pi2(.|y1) || ref2(.|y1)). Which
+     part of its gradient does the per-token sum produce, which part does it miss, and what does that
+     mean for the first token?
   4. Train on-policy with the exact expectation: loss = sum_y pi(y) [-A(y) log pi(y) + beta penalty(y)]
      with pi(y) detached (REINFORCE plus the anchor). Derive each end point, where the expected
      gradient is zero:
-       * k2, sequence: pi*.
-       * k3, sequence: beta pi_ref(y) / (mu - A(y)), exercise 7's k3 optimum over the V * V completions.
-       * per token: backward induction. For each y1, the second token solves the one-step problem with
-         the advantages A(y1, .); then the first token solves it with the advantage
-         Q(y1) = E_{pi2(.|y1)}[A(y1, y2)] under that second step. k2 per token: pi*'s second step, but
-         a first step tilted by exp(Q / beta) where pi* has the soft value
-         beta log E_{ref2}[exp(A / beta)] = Q - beta KL(pi2 || ref2): the cost of the second step is left out.
+       * sequence level: one Lagrange multiplier over the V * V completions (exercise 7 did it over
+         arms). Which one is Lemma 3.1's pi*?
+       * per token: backward induction. The second token's gradient involves only pi2(. | y1): solve
+         that one-step problem for each y1 first. Then the first token's, with the second step at its
+         end point: which advantage does the first token see? Compare the first step of k2's per-token
+         end point with pi*'s, pi*1(y1) proportional to pi_ref1(y1) E_{ref2(.|y1)}[exp(A(y1, .) / beta)].
      Which of the four reaches pi*?
 
 Then write the functions below. logits and ref_logits are two_token logit vectors [12]; advantages is
