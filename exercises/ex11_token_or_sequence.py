@@ -31,8 +31,10 @@ On paper first.
      for KL? Why (Jensen's inequality on the two first steps)? Guess for JS, then measure.
 
 Then write the functions below. logits and old_logits are two_token policies' logit vectors [12];
-advantages is [V, V] (row y1, column y2); return [V, V] distributions over completions. float32 or
-float64 inputs; the check allows float32's precision where it compares values.
+advantages is [V, V] (row y1, column y2); return [V, V] distributions over completions. The check
+passes float64: keep it in expected_lad_loss, whose minimum two_token.minimise finds to float64's
+precision (in float32 it wanders off). The closed forms may be computed in float32; the check allows
+float32's precision where it compares values.
 
 Check your answer:  python -m pytest exercises/checks/test_ex11_token_or_sequence.py
 """

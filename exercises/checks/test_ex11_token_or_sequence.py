@@ -7,7 +7,7 @@ message naming the mistake: the token terms averaged instead of summed, the comp
 current policy instead of pi_old, the token form computed with the summed ratio; pi* given as the token
 form's KL minimiser, the claim pi_old exp(2A/eta) / Z, the mean and the soft value swapped between KL and
 reverse KL; "every divergence" and "none" for the token forms that reach pi*; JS said not to favour the
-safe prefix.
+safe prefix; a loss computed in float32, which the float64 minimiser cannot use.
 """
 import functools
 import math
@@ -102,12 +102,19 @@ def objective_per_completion(logits, problem, divergence, ratio):
                     reduction="none").sum(-1)
 
 
+def assert_float64_loss(ex11, ratio):
+    value = ex11.expected_lad_loss(RANDOM["old_logits"].clone(), divergence="js", ratio=ratio, **RANDOM)
+    assert value.dtype == D, (f"expected_lad_loss(ratio='{ratio}') returned {value.dtype}: keep float64, which "
+                              "two_token.minimise needs to find the minimum (in float32 it wanders off)")
+
+
 @pytest.mark.parametrize("where", PROBLEMS)
 def test_the_sequence_form_is_minimised_at_pi_star(ex11, where):
     problem = PROBLEMS[where]
     assert_close(ex11.sequence_target(**problem), pi_star(problem), f"sequence_target on {where}",
                  mistakes={"pi_old exp(2A/eta) / Z: with one ratio per completion the tilt is exp(A/eta)":
                            pi_star(problem, k=2)})
+    assert_float64_loss(ex11, "sequence")
     for divergence in ("js", "kl", "rkl"):
         logits = minimise(lambda z: ex11.expected_lad_loss(z, divergence=divergence, ratio="sequence", **problem),
                           problem["old_logits"])
@@ -144,6 +151,7 @@ def test_the_token_forms_closed_forms(ex11, where, divergence):
 @pytest.mark.parametrize("divergence", ["js", "hd"])
 def test_the_token_forms_numerical_minimiser(ex11, divergence):
     truth = enumerated_minimiser("a random problem", divergence, "token")
+    assert_float64_loss(ex11, "token")
     assert_close(ex11.token_minimiser(divergence=divergence, **RANDOM), truth,
                  f"token_minimiser('{divergence}') on a random problem", atol=1e-6)
 
