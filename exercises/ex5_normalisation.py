@@ -16,7 +16,12 @@ be in a GRPO-style trainer? Predict first:
      its end point? What can it change?
 
 Use the exact mean and standard deviation under pi_old (weight each response by pi_old(y); the
-population standard deviation, as if the group were infinitely large).
+population standard deviation, as if the group were infinitely large). Under pi_old, because that is
+the policy LAD's group is sampled from: here pi_old = pi_0, fixed, so the std is pi_0's (0.48).
+bandit.py's entropy-bonus ablation uses another std, 0.19, taken under pi*: GRPO there is on-policy,
+so at its fixed point its groups come from the policy it ends at, not from pi_0 (exercise 7).
+
+Keep the input's dtype if you like; the check accepts float32 answers too (to float32's precision).
 
 The check trains LAD, with the exact expectation over the bandit's 50 arms, on the advantages your
 normalise_advantages returns and compares the learned policy with predicted_lad_target; it also trains

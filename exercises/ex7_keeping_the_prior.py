@@ -26,7 +26,9 @@ normalising only rescales beta, exercise 5) and the exact expectation over the a
 Write the three predicted optima and `train_exact`, which trains each method from pi_0 so the check
 can compare what is learned with what you predicted.
 
-Shapes: pi_0 and advantages are 1-D [n], pi_0 strictly positive. Return [n] tensors.
+Shapes: pi_0 and advantages are 1-D [n], pi_0 strictly positive. Return [n] tensors, in float64 or
+float32 (the check allows float32's precision). The check tests each optimum on its own, then
+train_exact against the right end points, so a failure names the function to fix.
 
 Check your answer:  python -m pytest exercises/checks/test_ex7_keeping_the_prior.py
 """

@@ -23,11 +23,18 @@ Then write:
                             "a+(b-1).", "a+(b+1).", "a+(b+2)." (kept when b + d >= 1); same return
                             values and the same weighting scheme as SumTask.sft_data.
   run_quick             train_reasoning's pipeline with --quick on your task, returning its metrics.
-                        train_reasoning.main(argv, task=...) takes a task object; give it an
-                        --out-dir, --run-dir and --metrics-json under `workdir` so nothing in plots/
-                        is overwritten.
+                        train_reasoning.main(argv, task=...) takes a task object and the command
+                        line as a list of strings. Give it:
+                          --quick --seed SEED --threads 1 --methods grpo lad
+                          --out-dir    a folder under workdir for the figures (workdir/plots is fine)
+                          --run-dir    a folder under workdir for the SFT checkpoint
+                          --metrics-json workdir/metrics.json   (the check reads this file)
+                        The check refuses only writes into the repository's own plots/ folder, which
+                        holds the committed figures. main returns the metrics: a dict with "sft",
+                        "grpo" and "lad", each holding "accuracy", "exact_accuracy",
+                        "effective_correct" and "distinct_correct" among others.
 
-Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run, ~15 s)
+Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run: the longest check)
 """
 from pathlib import Path
 

@@ -63,7 +63,7 @@ def minimise_exact_objective(pi_old, advantages, eta: float, divergence: str) ->
         loss.backward()
         return loss
 
-    for _ in range(5):  # LBFGS stops at max_iter or at its tolerances; a few restarts are cheap
+    for _ in range(5):  # each call runs up to max_iter more iterations (the curvature history is kept)
         optimizer.step(closure)
     return torch.softmax(theta.detach(), -1)
 

@@ -13,9 +13,12 @@ Entropy bonus. Maximise sum_y pi(y) A(y) - beta sum_y pi(y) log pi(y):
 pi_0 is gone: it was only the starting point, and the objective is strictly concave, so every start
 ends at the same optimum. The bonus pulls towards the *uniform* distribution; with a uniform pi_0 that
 is the same as pulling towards pi_0, and beta = eta gives exactly LAD's target. (bandit.py's ablation
-normalises A by its std, hence beta = eta / std there.) With a non-uniform pi_0 no beta works: the
-optimum is a function of A alone, and LAD's target is not. Two answers with equal advantage get equal
-probability, whatever the pretrained model thought of them.
+gives GRPO std-normalised advantages, hence beta = eta / std there, with the std taken under pi*: GRPO
+is on-policy, and at the fixed point where it would match LAD it samples its groups from pi* itself.
+That std is 0.193, so beta = 0.25 / 0.193 = 1.3; pi_0's std, 0.478, would give 0.52, the right value
+for a group sampled from pi_0, which the on-policy GRPO never does at its end.) With a non-uniform
+pi_0 no beta works: the optimum is a function of A alone, and LAD's target is not. Two answers with
+equal advantage get equal probability, whatever the pretrained model thought of them.
 
 The exact KL penalty, for comparison. Maximise sum_y pi(y) A(y) - beta KL(pi || pi_0):
 

@@ -1,8 +1,13 @@
-"""Check of exercise 2: the eta -> 0 and eta -> infinity limits of the target, then the bandit."""
+"""Check of exercise 2: the eta -> 0 and eta -> infinity limits of the target, then the bandit.
+
+Answers computed in float32 pass (compare.assert_close's tolerance). Wrong answers it rejects with the
+mistake named: ties split equally, and all the mass on the first of two tied responses.
+"""
 import pytest
 import torch
 
 import bandit
+from compare import assert_close
 
 
 @pytest.fixture
@@ -25,9 +30,10 @@ def test_small_eta_limit_matches_the_target_and_splits_ties_by_pi_old(ex2):
     assert float(limit.sum()) == pytest.approx(1.0), f"the limit must sum to 1, got {float(limit.sum())}"
     # the tied responses keep pi_old's ratio 0.30 : 0.10, everything else vanishes
     expected = torch.tensor([0.75, 0, 0, 0.25, 0, 0], dtype=torch.float64)
-    assert torch.allclose(limit, expected, atol=1e-12), (
-        f"expected {expected.tolist()}: the two best responses share the mass in pi_old's ratio 0.30 : 0.10, "
-        f"the others get 0; got {limit.tolist()}")
+    assert_close(limit, expected, "target_as_eta_goes_to_zero (the two best responses share the mass in "
+                 "pi_old's ratio 0.30 : 0.10, the others get 0)", mistakes={
+                     "the tied responses split the mass equally: each keeps its pi_old weight": [0.5, 0, 0, 0.5, 0, 0],
+                     "all the mass on one of two tied responses: both keep their pi_old weight": [1.0, 0, 0, 0, 0, 0]})
     for eta in (1e-2, 1e-3):
         distance = tv(bandit.target_policy(PI_OLD, ADVANTAGES, eta), limit)
         assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"
@@ -35,7 +41,7 @@ def test_small_eta_limit_matches_the_target_and_splits_ties_by_pi_old(ex2):
 
 def test_large_eta_limit_matches_the_target(ex2):
     limit = ex2.target_as_eta_goes_to_infinity(PI_OLD, ADVANTAGES)
-    assert torch.allclose(limit, PI_OLD, atol=1e-12), f"expected pi_old itself, {PI_OLD.tolist()}; got {limit.tolist()}"
+    assert_close(limit, PI_OLD, "target_as_eta_goes_to_infinity (pi_old itself)")
     for eta in (1e4, 1e6):
         distance = tv(bandit.target_policy(PI_OLD, ADVANTAGES, eta), limit)
         assert distance < 1e-3, f"the target at eta = {eta:g} should be within TV 1e-3 of the limit, got {distance:.3g}"

@@ -1,8 +1,15 @@
-"""Check of exercise 5: advantage normalisation sets LAD's temperature; GRPO collapses without the std."""
+"""Check of exercise 5: advantage normalisation sets LAD's temperature; GRPO collapses without the std.
+
+Answers computed in float32 pass (compare.assert_close's tolerance). Wrong answers it rejects, each
+tried, with the message naming the mistake: an unweighted mean and std (advantages.mean(), .std()), the
+sample std with n - 1, dividing by the variance, effective_eta = eta / std, and a predicted target that
+ignores the std.
+"""
 import pytest
 import torch
 
 import bandit
+from compare import assert_close, tv
 from grpo_loss import grpo_loss
 
 PI_0 = bandit.uniform_policy()
@@ -13,10 +20,6 @@ ETA = 0.25
 @pytest.fixture
 def ex5(exercise):
     return exercise("ex5_normalisation")
-
-
-def tv(p, q):
-    return 0.5 * float((p - q).abs().sum())
 
 
 def train_lad_exact(advantages, steps=400, lr=5e-2):
@@ -49,40 +52,61 @@ def train_grpo_mean_only(steps=400, lr=2e-2):
     return torch.softmax(logits.detach(), -1)
 
 
+def _wrong_normalisations(advantages, pi_old):
+    """The mistakes a first attempt makes, each with the message that names it."""
+    plain_mean, plain_std = advantages.mean(), advantages.std(unbiased=False)
+    mean = (pi_old * advantages).sum()
+    variance = (pi_old * (advantages - mean) ** 2).sum()
+    n = len(advantages)
+    return {
+        "every response weighted equally (advantages.mean(), .std()): weight each response by pi_old(y)":
+            (advantages - plain_mean) / plain_std,
+        "the sample std with n - 1 (Bessel's correction): use the population std under pi_old, whose "
+        "weights already sum to 1": (advantages - mean) / (variance * n / (n - 1)).sqrt(),
+        "divided by the variance: divide by its square root, the std": (advantages - mean) / variance,
+    }
+
+
 def test_normalised_advantages_have_mean_zero_and_std_one_under_pi_old(ex5):
+    """Rejects (tried): unweighted mean and std; Bessel's n - 1; dividing by the variance."""
     gen = torch.Generator().manual_seed(0)
     pi_old = torch.softmax(torch.randn(7, generator=gen, dtype=torch.float64), 0)
     advantages = 3 + 2 * torch.randn(7, generator=gen, dtype=torch.float64)
+    mean = (pi_old * advantages).sum()
+    std = (pi_old * (advantages - mean) ** 2).sum().sqrt()
     scaled = ex5.normalise_advantages(advantages, pi_old, divide_by_std=True)
-    assert float((pi_old * scaled).sum()) == pytest.approx(0.0, abs=1e-12), \
-        "normalised advantages should have mean 0 under pi_old (weight each response by pi_old)"
-    assert float((pi_old * scaled**2).sum()) == pytest.approx(1.0, rel=1e-12), \
-        "normalised advantages should have variance 1 under pi_old (the population std, weighted by pi_old)"
+    assert_close(scaled, (advantages - mean) / std, "normalise_advantages(divide_by_std=True), "
+                 "(A - E_pi_old[A]) / Std_pi_old[A]", mistakes=_wrong_normalisations(advantages, pi_old))
+    assert_close((pi_old * scaled).sum(), 0.0, "the mean of the normalised advantages under pi_old", atol=1e-5)
+    assert_close((pi_old * scaled**2).sum(), 1.0, "the variance of the normalised advantages under pi_old")
     centred = ex5.normalise_advantages(advantages, pi_old, divide_by_std=False)
-    assert float((pi_old * centred).sum()) == pytest.approx(0.0, abs=1e-12), \
-        "centred advantages should have mean 0 under pi_old"
-    assert torch.allclose(advantages - centred, (advantages - centred)[0].expand(7), rtol=1e-12), \
-        "with divide_by_std=False the advantages should only be shifted by a constant"
+    assert_close(centred, advantages - mean, "normalise_advantages(divide_by_std=False), A - E_pi_old[A]",
+                 mistakes={"every response weighted equally: subtract the mean under pi_old":
+                           advantages - advantages.mean(),
+                           "divided by the std although divide_by_std=False": (advantages - mean) / std})
 
 
 def test_dividing_by_the_std_is_a_change_of_eta(ex5):
+    """Rejects (tried): eta / std instead of eta * std."""
     gen = torch.Generator().manual_seed(1)
     pi_old = torch.softmax(torch.randn(7, generator=gen, dtype=torch.float64), 0)
     advantages = 2 * torch.randn(7, generator=gen, dtype=torch.float64)
     eta = 0.7
-    normalised = ex5.normalise_advantages(advantages, pi_old)
-    eta_prime = ex5.effective_eta(advantages, pi_old, eta)
-    assert torch.allclose(bandit.target_policy(pi_old, normalised, eta),
-                          bandit.target_policy(pi_old, advantages, eta_prime), rtol=1e-10), \
-        "the raw advantages at effective_eta should give the target that the normalised ones give at eta"
+    mean = (pi_old * advantages).sum()
+    std = float((pi_old * (advantages - mean) ** 2).sum().sqrt())
+    assert_close(ex5.effective_eta(advantages, pi_old, eta), eta * std,
+                 "effective_eta (the raw advantages at this temperature give the normalised ones' target)",
+                 mistakes={"eta / std: dividing A by std is multiplying eta by std, exp((A - m)/(eta std))":
+                           eta / std})
     for divide_by_std in (False, True):
-        assert torch.allclose(
-            ex5.predicted_lad_target(advantages, pi_old, eta, divide_by_std),
-            bandit.target_policy(pi_old, ex5.normalise_advantages(advantages, pi_old, divide_by_std), eta),
-            rtol=1e-10), (f"predicted_lad_target(divide_by_std={divide_by_std}) should be the target of the "
-                          "normalised advantages")
+        assert_close(ex5.predicted_lad_target(advantages, pi_old, eta, divide_by_std),
+                     bandit.target_policy(pi_old, ex5.normalise_advantages(advantages, pi_old, divide_by_std), eta),
+                     f"predicted_lad_target(divide_by_std={divide_by_std}), the target of the normalised advantages",
+                     mistakes={"the target of the raw advantages at eta: dividing by the std changes the "
+                               "temperature": bandit.target_policy(pi_old, advantages, eta)} if divide_by_std else None)
     bandit_eta = ex5.effective_eta(ADVANTAGES, PI_0, ETA)
-    assert 0.1 < bandit_eta < 0.13, f"the bandit's std is about 0.48, so eta' = 0.25 * 0.48 = 0.12; got {bandit_eta}"
+    assert 0.1 < bandit_eta < 0.13, \
+        f"the bandit's std under pi_0 is about 0.48, so eta' = 0.25 * 0.48 = 0.12; got {bandit_eta}"
 
 
 @pytest.mark.parametrize("divide_by_std", [False, True])

@@ -1,4 +1,6 @@
-"""Check of exercise 6: the gradient weight at the optimum predicts which divergences stall."""
+"""Check of exercise 6: the gradient weight at the optimum predicts which divergences stall.
+
+Answers computed in float32 pass: the weights are compared to 1e-6, float32's precision near 1."""
 import math
 
 import pytest
@@ -30,16 +32,16 @@ def test_the_bandit_normaliser(ex6):
 @pytest.mark.parametrize("Z", [0.5, 1.0, math.e, 4.0])
 def test_weight_at_optimum_is_minus_f_prime_of_one_over_z(ex6, name, Z):
     expected = -float(DIVERGENCES[name].f_prime(torch.tensor(1 / Z, dtype=torch.float64)))
-    assert ex6.weight_at_optimum(name, Z) == pytest.approx(expected, abs=1e-12), \
+    assert ex6.weight_at_optimum(name, Z) == pytest.approx(expected, abs=1e-6), \
         f"at the optimum every x = 1/Z, so the weight is -f'(1/Z) = {expected:.6g}"
 
 
 def test_a_few_weights_by_hand(ex6):
     assert ex6.weight_at_optimum("kl", 1.0) == pytest.approx(-1.0)  # f' = log x + 1
-    assert ex6.weight_at_optimum("kl", math.e) == pytest.approx(0.0, abs=1e-12)
+    assert ex6.weight_at_optimum("kl", math.e) == pytest.approx(0.0, abs=1e-6)
     assert ex6.weight_at_optimum("rkl", 2.0) == pytest.approx(2.0)  # f' = -1/x
     assert ex6.weight_at_optimum("hd", 4.0) == pytest.approx(1.0)  # f' = 1 - 1/sqrt(x)
-    assert ex6.weight_at_optimum("js", 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert ex6.weight_at_optimum("js", 1.0) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_predictions(ex6):
@@ -48,10 +50,10 @@ def test_predictions(ex6):
     assert ex6.quietest_divergences(ex6.bandit_normaliser(center_advantages=True)) == ["kl"], \
         "with Z = 2.8, close to e, KL's f'(1/Z) = 1 - log Z is the one nearest 0"
     assert ex6.quietest_divergences(0.5) == ["js"], "with Z = 0.5 (x = 2) JS's f' is the flattest above 1"
-    assert ex6.silencing_normaliser("kl") == pytest.approx(math.e, rel=1e-9), "KL's f'(x) = log x + 1 is 0 at x = 1/e"
+    assert ex6.silencing_normaliser("kl") == pytest.approx(math.e, rel=1e-6), "KL's f'(x) = log x + 1 is 0 at x = 1/e"
     assert ex6.silencing_normaliser("rkl") is None, "reverse KL's f'(x) = -1/x is never 0: expected None"
     for name in ["jf", "tv", "hd", "js"]:
-        assert ex6.silencing_normaliser(name) == pytest.approx(1.0, rel=1e-9), f"{name}'s f' is 0 at x = 1, so Z = 1"
+        assert ex6.silencing_normaliser(name) == pytest.approx(1.0, rel=1e-6), f"{name}'s f' is 0 at x = 1, so Z = 1"
 
 
 @pytest.mark.parametrize("center_advantages", [False, True])

@@ -1,8 +1,16 @@
-"""Check of exercise 8: a single-answer variant of the arithmetic task, and one quick GRPO-vs-LAD run."""
+"""Check of exercise 8: a single-answer variant of the arithmetic task, and one quick GRPO-vs-LAD run.
+
+Wrong answers it rejects, each tried, with the message naming the mistake: the balanced answer the
+wrong way round (a = N - N // 2), every decomposition accepted (SumTask's verifier alone), figures
+written into the repository's plots/ (--out-dir plots), and no --metrics-json.
+"""
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
+
+REPOSITORY_PLOTS = Path(__file__).resolve().parents[2] / "plots"
 
 
 @pytest.fixture
@@ -50,8 +58,21 @@ def test_sft_pool_has_one_correct_answer_per_prompt_in_the_requested_share(ex8):
             assert t.split("+")[0] == str(n // 2), f"{t!r} for N = {n} is not a near miss of the balanced answer"
 
 
+def _repository_figures():
+    """Every file in the repository's own plots/ folder, with its size and modification time."""
+    return {path.name: (path.stat().st_size, path.stat().st_mtime_ns) for path in REPOSITORY_PLOTS.iterdir()}
+
+
 def test_quick_run_learns_the_answer_and_diversity_is_trivially_one(ex8, tmp_path):
+    """Everything may go under workdir (workdir/plots included); the metrics must be at workdir/metrics.json,
+    and the repository's own plots/, which holds the committed figures, must be left alone."""
+    before = _repository_figures()
     metrics = ex8.run_quick(tmp_path, seed=0)
+    changed = sorted(name for name, stamp in _repository_figures().items() if before.get(name) != stamp)
+    assert not changed, (f"run_quick wrote into the repository's plots/ folder ({', '.join(changed)}), which "
+                         "holds the committed figures: give --out-dir a folder under workdir")
+    assert (tmp_path / "metrics.json").exists(), \
+        "run_quick should write its metrics to workdir/metrics.json (--metrics-json)"
     sft, grpo, lad = metrics["sft"], metrics["grpo"], metrics["lad"]
     assert 0.05 < sft["accuracy"] < 0.95, "the warm start should find the answer some of the time"
     for name, m in [("sft", sft), ("grpo", grpo), ("lad", lad)]:
@@ -61,5 +82,3 @@ def test_quick_run_learns_the_answer_and_diversity_is_trivially_one(ex8, tmp_pat
     assert grpo["exact_accuracy"] > sft["exact_accuracy"] and lad["exact_accuracy"] > sft["exact_accuracy"], \
         f"both methods should raise the accuracy above the SFT start: {sft['exact_accuracy']:.3f} -> " \
         f"GRPO {grpo['exact_accuracy']:.3f}, LAD {lad['exact_accuracy']:.3f}"
-    assert (tmp_path / "metrics.json").exists(), "run_quick should write its metrics to workdir/metrics.json"
-    assert not (tmp_path / "plots").exists(), "nothing should be written to a plots/ folder"
