@@ -18,12 +18,16 @@ What each one optimises (the targets a reader meets in this chapter)
                               every run against. Among the correct answers it is pi_sft's own shape
     x = 1/Z at the optimum    where Lemma 3.2's loss is minimised every response has the same
                               x = ratio / exp(A/eta) = 1/Z, Z = E_pi_old[exp(A/eta)]: not x = 1
-    per-token exp(A/eta)      the token-ratio form gives every token its own ratio and target; its
-                              minimiser is not pi* (measured in the README)
+    per-token exp(A/eta)      the token-ratio form gives every token its own ratio and target
+                              exp(A/eta); its minimiser is another policy (below)
 
 * lad-fixed with one ratio per completion (`--lad-ratio sequence`, the default) is Lemma 3.2's
   form with pi_old = pi_sft: its exact objective's minimiser is pi*. With `--lad-ratio token` every
-  token of a completion is matched to exp(A/eta) on its own, another objective.
+  token of a completion is matched to exp(A/eta) on its own, another objective: its minimiser agrees
+  with pi* at the last token, but at an earlier token f' is averaged over the continuations pi_old
+  samples, and for JS it moves mass away from a prefix after which pi_old often goes wrong, towards
+  one after which every answer is right (only reverse KL's token form reaches pi*; it is not the
+  "exp(length * A / eta)" one might guess). tests/test_token_ratio.py enumerates this.
 * The -kl variants add beta * a KL estimate to pi_sft. With `--kl-estimator k2` (the default) it is
   k2 on the summed log-ratio of each completion, whose gradient is that of KL(pi || pi_sft): with
   GRPO's one-step objective E[A] this is max E[A] - beta KL(pi || pi_sft), optimum
