@@ -2,6 +2,7 @@
 experiment end to end."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -269,9 +270,24 @@ def test_baselines_ablation_flowrl_matches_the_target_on_the_raw_advantage_the_o
 
 
 def test_baselines_are_deterministic_and_run_on_sampled_groups_only():
-    args = bandit.parse_args(["--steps", "30"])
+    """Clip-Cov draws the samples it holds back with its own seeded generator: the same seed, the same
+    numbers, once it has held some back (its policy differs from GRPO's)."""
+    args = bandit.parse_args(["--steps", "100", "--lr", "0.1"])
+    runs = {method: bandit.train(method, args, progress=False) for method in ("grpo", "flowrl", "clip-cov", "entadv")}
     for method in ("flowrl", "clip-cov", "entadv"):
-        assert torch.equal(bandit.train(method, args, progress=False).pi, bandit.train(method, args, progress=False).pi)
+        assert torch.equal(runs[method].pi, bandit.train(method, args, progress=False).pi)
+    assert not torch.equal(runs["clip-cov"].pi, runs["grpo"].pi)
     with pytest.raises(ValueError, match="sampled groups"):
         bandit.step_loss("clip-cov", torch.zeros(bandit.N_ARMS, requires_grad=True), bandit.uniform_policy(),
                          bandit.bandit_advantages(bandit.uniform_policy()), None, bandit.Args(exact=True))
+
+
+def test_the_committed_bandit_metrics_name_their_files_relative_to_the_repository():
+    """They held absolute temporary paths, which name nothing on another clone. Each must name itself
+    and its figure as the command printed beside it in the README wrote them."""
+    plots = Path(__file__).resolve().parent.parent / "plots"
+    paths = sorted(plots.glob("ablation_*.json")) + [plots / "bandit_metrics.json", plots / "bandit_exact.json"]
+    for path in paths:
+        settings = json.loads(path.read_text())["settings"]
+        assert settings["metrics_json"] == f"plots/{path.name}", path.name
+        assert settings["figure"].startswith("plots/") and (plots.parent / settings["figure"]).exists(), path.name

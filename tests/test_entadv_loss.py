@@ -52,6 +52,7 @@ def test_the_entropy_is_a_constant_and_alpha_zero_gives_grpo_back():
     shaped = entropy_advantages(advantages[:, None].expand(3, 4), entropy.detach())
     (expected,) = torch.autograd.grad(grpo_loss(logp, logp.detach(), shaped), logits)
     assert torch.allclose(grad, expected)
+    assert not entropy_advantages(advantages[:, None], entropy).requires_grad  # psi is a constant
     plain = entadv_loss(logp, logp.detach(), advantages, entropy, alpha=0.0)
     assert plain.item() == pytest.approx(grpo_loss(logp, logp.detach(), advantages).item())
 
