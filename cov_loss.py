@@ -104,7 +104,8 @@ def kl_cov_selection(cov: torch.Tensor, valid: torch.Tensor, share: float) -> to
     """KL-Cov's tokens: the top selected_count(share) valid ones by Cov (signed). Boolean, cov's shape."""
     k = min(selected_count(int(valid.sum()), share), int(valid.sum()))
     top = torch.topk(torch.where(valid, cov, -math.inf).reshape(-1), k).indices
-    return torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device).index_fill_(0, top, True).view_as(cov)
+    selected = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
+    return selected.index_fill_(0, top, True).view_as(cov)
 
 
 def clip_cov_selection(eligible: torch.Tensor, n_valid: int, share: float, generator: torch.Generator) -> torch.Tensor:
@@ -113,7 +114,8 @@ def clip_cov_selection(eligible: torch.Tensor, n_valid: int, share: float, gener
     candidates = torch.nonzero(eligible.reshape(-1)).squeeze(1)
     k = min(selected_count(n_valid, share), len(candidates))
     chosen = candidates[torch.randperm(len(candidates), generator=generator)[:k].to(candidates.device)]
-    return torch.zeros(eligible.numel(), dtype=torch.bool, device=eligible.device).index_fill_(0, chosen, True).view_as(eligible)
+    selected = torch.zeros(eligible.numel(), dtype=torch.bool, device=eligible.device)
+    return selected.index_fill_(0, chosen, True).view_as(eligible)
 
 
 def _check_share(name: str, share: float) -> None:

@@ -56,8 +56,10 @@ METHOD_COLORS = {
 }
 # The anchor's line style, so that the curves stay apart in grey scale and for colour-blind readers.
 METHOD_LINESTYLES = {"grpo-kl": "--", "lad-kl": "--", "lad-fixed": "-."}
-# For sweeps that are not methods (the divergences of LAD, ...), in a fixed order.
+# For sweeps that are not methods, in a fixed order.
 EXTRA_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+# LAD's six divergences, in every figure that compares them: JS, the paper's choice, in LAD's colour.
+DIVERGENCE_COLORS = dict(zip(["js", "kl", "rkl", "jf", "tv", "hd"], [METHOD_COLORS["lad"]] + EXTRA_COLORS[:5]))
 DPI = 120
 
 
@@ -142,7 +144,8 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, logy=Fal
         x, y = _as_numpy(values[0]), _as_numpy(values[1])
         any_positive |= bool((np.isfinite(y) & (y > 0)).any())
         color = (colors or {}).get(name) or color_for(name, i)
-        ax.plot(x, y, color=color, label=name, linestyle=(linestyles or {}).get(name) or METHOD_LINESTYLES.get(name, "-"))
+        linestyle = (linestyles or {}).get(name) or METHOD_LINESTYLES.get(name, "-")
+        ax.plot(x, y, color=color, label=name, linestyle=linestyle)
         if len(values) == 3:
             std = _as_numpy(values[2])
             ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0)

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from plots import EXTRA_COLORS, METHOD_COLORS, plot_curves, plot_distribution, save_figure, shades
+from plots import DIVERGENCE_COLORS, METHOD_COLORS, plot_curves, plot_distribution, save_figure, shades
 
 # How a method is written in a legend or a title.
-LABELS = {"lad": "LAD", "grpo": "GRPO", "flowrl": "FlowRL", "entadv": "EntAdv", "clip-cov": "Clip-Cov", "kl-cov": "KL-Cov"}
-# The divergences in the colours plots/gradient_weights.py gives them: JS, the paper's choice, in LAD's.
-DIVERGENCE_COLORS = dict(zip(["js", "kl", "rkl", "jf", "tv", "hd"], [METHOD_COLORS["lad"]] + EXTRA_COLORS[:5]))
+LABELS = {"lad": "LAD", "grpo": "GRPO", "flowrl": "FlowRL", "entadv": "EntAdv", "clip-cov": "Clip-Cov",
+          "kl-cov": "KL-Cov"}
 # The curves each figure shows under its distributions, and whether TV is drawn on a log scale (where
 # the floors it reaches differ by more than ten times).
 CURVES = {None: ("tv",), "divergences": ("tv",), "baselines": ("tv", "log_z")}
@@ -116,8 +115,8 @@ def draw_runs(runs: dict, metrics: dict, ablation: str | None, title: str, path)
         m = metrics[key]
         label = LABELS[run.method]
         # Two lines: in the six-column divergence figure one line would run into the next panel's.
-        plot_distribution(ax, run.target, {label: run.pi}, colors={label: colors[key]},
-                          title=f"{name[key]}\nTV {m['tv']:.3f}, max arm {m['max_prob']:.2f}, {m['modes_recovered']}/3 modes")
+        title = f"{name[key]}\nTV {m['tv']:.3f}, max arm {m['max_prob']:.2f}, {m['modes_recovered']}/3 modes"
+        plot_distribution(ax, run.target, {label: run.pi}, colors={label: colors[key]}, title=title)
         ax.title.set_fontsize(10)
         ax.set_xlabel("arm")
     labels = {"tv": "TV(policy, target)", "entropy": "entropy (nats)"}
@@ -130,7 +129,8 @@ def draw_runs(runs: dict, metrics: dict, ablation: str | None, title: str, path)
         plot_curves(ax, {name[key]: (run.steps, getattr(run, curve)) for key, run in runs.items()},
                     xlabel="step", ylabel=labels[curve], title=f"{labels[curve]} over training",
                     logy=curve == "tv" and ablation in LOG_TV,
-                    colors={name[k]: c for k, c in colors.items()}, linestyles={name[k]: s for k, s in linestyles.items()})
+                    colors={name[k]: c for k, c in colors.items()},
+                    linestyles={name[k]: s for k, s in linestyles.items()})
         ax.title.set_fontsize(10)
         if wide:  # twelve curves: the legend beside the panel, in two columns
             ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -32,7 +32,7 @@ import torch
 
 from grpo_loss import grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
-from plots import EXTRA_COLORS, METHOD_COLORS, output_path_problem, save_figure
+from plots import DIVERGENCE_COLORS, METHOD_COLORS, output_path_problem, save_figure
 
 # The paper's temperature, and advantages of the size group normalisation gives. With 1/eta = 4,
 # A = +-0.5 puts LAD's targets at ratios e^2 = 7.4 and e^-2 = 0.14, inside the plotted range.
@@ -79,8 +79,8 @@ def draw(path, eta: float = ETA, advantages=ADVANTAGES, clip_eps: float = CLIP_E
         ax.text(1 + clip_eps, 0.03, "  GRPO's clip", transform=top, fontsize=8, color=METHOD_COLORS["grpo"])
         ax.text(0.95, 0.03, "ratio = 1  ", transform=top, fontsize=8, color="grey", ha="right")
         one = torch.ones(1, dtype=torch.float64)
-        for i, name in enumerate(ORDER):  # JS, the paper's choice, in LAD's colour and thicker
-            color = METHOD_COLORS["lad"] if name == "js" else EXTRA_COLORS[i - 1]
+        for name in ORDER:  # JS, the paper's choice, thicker
+            color = DIVERGENCE_COLORS[name]
             ax.plot(x, gradient_weight(RATIOS, advantage, name, eta).numpy(), color=color,
                     linewidth=2.4 if name == "js" else 1.2, label=f"LAD, {name}")
             ax.plot(1, float(gradient_weight(one, advantage, name, eta)), "o", color=color, markersize=4)

@@ -170,7 +170,8 @@ def test_quick_runs_write_under_runs_quick_and_full_runs_write_the_readme_figure
     quick = bandit.parse_args(["--quick"])
     assert quick.figure == f"{bandit.QUICK_DIR}/bandit.png" and quick.metrics_json is None
     eta = bandit.parse_args(["--quick", "--ablation", "eta"])
-    assert (eta.figure, eta.metrics_json) == (f"{bandit.QUICK_DIR}/ablation_eta.png", f"{bandit.QUICK_DIR}/ablation_eta.json")
+    assert (eta.figure, eta.metrics_json) == (f"{bandit.QUICK_DIR}/ablation_eta.png",
+                                              f"{bandit.QUICK_DIR}/ablation_eta.json")
     assert bandit.parse_args(["--ablation", "animation"]).figure == "plots/ablation_animation.gif"
     assert not bandit.QUICK_DIR.startswith("plots")
     # --exact used to write over the sampled run's plots/bandit.png

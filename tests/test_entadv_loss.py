@@ -76,7 +76,8 @@ def test_on_one_decision_its_end_point_is_grpos_point_mass_on_the_best_response(
     for _ in range(100):
         logp = torch.log_softmax(logits, 0)
         pi = logp.exp().detach()
-        centred = (advantages - (pi * advantages).sum()) / ((pi * (advantages - (pi * advantages).sum()) ** 2).sum().sqrt() + 1e-6)
+        centred = advantages - (pi * advantages).sum()
+        centred = centred / ((pi * centred**2).sum().sqrt() + 1e-6)
         entropy = -(pi * logp.detach()).sum().expand(4)
         loss = (pi * entadv_loss(logp, logp.detach(), centred, entropy, clip_eps=None, reduction="none")).sum()
         optimizer.zero_grad()

@@ -75,11 +75,13 @@ def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
     plot_distribution(left, None, {"LAD refresh": [0.5, 0.5]}, colors=colors)
     plot_curves(right, {"LAD refresh": ([0, 1], [1.0, 0.5])}, colors=colors)
     color = matplotlib.colors.to_rgba(colors["LAD refresh"])
-    assert left.patches[0].get_facecolor() == color and matplotlib.colors.to_rgba(right.get_lines()[0].get_color()) == color
+    assert left.patches[0].get_facecolor() == color
+    assert matplotlib.colors.to_rgba(right.get_lines()[0].get_color()) == color
     plt.close(fig)
     # a method's only run has the method's colour; the divergences, one colour each, dashed when centred
     assert run_styles({"flowrl": SimpleNamespace(method="flowrl")}, "baselines")[0]["flowrl"] == METHOD_COLORS["flowrl"]
-    colors, styles = run_styles({k: SimpleNamespace(method="lad") for k in ["kl", "js", "kl, centred A"]}, "divergences")
+    divergences = {key: SimpleNamespace(method="lad") for key in ["kl", "js", "kl, centred A"]}
+    colors, styles = run_styles(divergences, "divergences")
     assert colors["kl"] == colors["kl, centred A"] != colors["js"] and styles["kl, centred A"] == "--"
 
 
