@@ -115,8 +115,8 @@ def draw_runs(runs: dict, metrics: dict, ablation: str | None, title: str, path)
         m = metrics[key]
         label = LABELS[run.method]
         # Two lines: in the six-column divergence figure one line would run into the next panel's.
-        title = f"{name[key]}\nTV {m['tv']:.3f}, max arm {m['max_prob']:.2f}, {m['modes_recovered']}/3 modes"
-        plot_distribution(ax, run.target, {label: run.pi}, colors={label: colors[key]}, title=title)
+        panel = f"{name[key]}\nTV {m['tv']:.3f}, max arm {m['max_prob']:.2f}, {m['modes_recovered']}/3 modes"
+        plot_distribution(ax, run.target, {label: run.pi}, colors={label: colors[key]}, title=panel)
         ax.title.set_fontsize(10)
         ax.set_xlabel("arm")
     labels = {"tv": "TV(policy, target)", "entropy": "entropy (nats)"}

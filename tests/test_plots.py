@@ -85,6 +85,20 @@ def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
     assert colors["kl"] == colors["kl, centred A"] != colors["js"] and styles["kl, centred A"] == "--"
 
 
+def test_the_bandit_figure_is_titled_by_its_experiment_and_each_panel_by_its_run(monkeypatch):
+    """A panel's title once overwrote the figure's: every figure was headed by its last panel."""
+    figures = []
+    monkeypatch.setattr(plots.bandit, "save_figure", lambda fig, path: figures.append(fig))
+    target = np.full(4, 0.25)
+    runs = {key: SimpleNamespace(method=key, pi=target, target=target, steps=[0, 1], tv=[0.5, 0.1], entropy=[1.0, 1.0])
+            for key in ("lad", "grpo")}
+    metrics = {key: {"tv": 0.1, "max_prob": 0.25, "modes_recovered": 3} for key in runs}
+    plots.bandit.draw_runs(runs, metrics, None, "the experiment", "unused.png")
+    assert figures[0]._suptitle.get_text() == "the experiment"
+    assert [ax.get_title().split("\n")[0] for ax in figures[0].axes[:2]] == ["LAD", "GRPO"]
+    plt.close(figures[0])
+
+
 def test_every_method_of_both_chapters_has_its_own_colour():
     methods = ["grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed", "flowrl", "entadv", "clip-cov", "kl-cov"]
     assert len({METHOD_COLORS[m] for m in methods + ["target"]}) == len(methods) + 1
