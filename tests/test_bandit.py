@@ -292,3 +292,49 @@ def test_the_committed_bandit_metrics_name_their_files_relative_to_the_repositor
         settings = json.loads(path.read_text())["settings"]
         assert settings["metrics_json"] == f"plots/{path.name}", path.name
         assert settings["figure"].startswith("plots/") and (plots.parent / settings["figure"]).exists(), path.name
+
+
+def test_flowrl_on_the_normalised_reward_reaches_pi_star_when_the_group_is_large():
+    """The README's account of FlowRL's flatter end point in the bandit: with the group's mean and std
+    replaced by the policy's own (a group of infinite size), beta = std_{pi*}(A) / eta makes pi* the
+    fixed point, and log Z reaches its true value there."""
+    from flowrl_loss import flowrl_loss
+
+    pi_0 = bandit_task.uniform_policy().double()
+    advantages = bandit_task.bandit_advantages(bandit_task.uniform_policy()).double()
+    target = bandit_task.target_policy(pi_0, advantages, 0.25)
+    learner = bandit.Learner("flowrl", bandit.Args())
+    logits = torch.zeros(bandit_task.N_ARMS, dtype=torch.float64, requires_grad=True)
+    log_z = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([logits, log_z], lr=0.1)
+    for _ in range(600):
+        logp = torch.log_softmax(logits, 0)
+        pi = logp.exp().detach()
+        r_hat = (advantages - (pi * advantages).sum()) / bandit_task.advantage_std(pi, advantages)
+        per_arm = flowrl_loss(logp, logp.detach(), pi_0.log(), log_z.expand(len(pi)), r_hat, beta=learner.beta,
+                              reduction="none")
+        optimizer.zero_grad()
+        (pi * per_arm).sum().backward()
+        optimizer.step()
+    assert float(0.5 * (torch.softmax(logits.detach(), 0) - target).abs().sum()) < 0.005  # 64 samples: 0.055
+    assert log_z.item() == pytest.approx(learner.true_log_z(learner.target), abs=0.01)
+
+
+def test_a_rare_arm_pulls_its_own_normalised_reward_towards_zero_in_a_group_of_64():
+    """Why FlowRL on r_hat ends flatter than pi* with 64 samples: an arm far below the mean inflates the
+    std of the group it is drawn in, so its r_hat, averaged over the groups that hold it, is closer to 0
+    than (A - mean) / std under the same policy. Common arms are not affected."""
+    gen = torch.Generator().manual_seed(0)
+    pi_0 = bandit_task.uniform_policy()
+    advantages = bandit_task.bandit_advantages(pi_0)
+    target = bandit_task.target_policy(pi_0, advantages, 0.25)
+    large_group = (advantages - (target * advantages).sum()) / bandit_task.advantage_std(target, advantages)
+    groups = torch.multinomial(target, 64 * 5000, replacement=True, generator=gen)
+    r_hat = bandit.group_advantages(advantages[groups], group_size=64)
+    mean_r_hat = torch.zeros(bandit_task.N_ARMS).index_add_(0, groups, r_hat)
+    draws = torch.zeros(bandit_task.N_ARMS).index_add_(0, groups, torch.ones_like(r_hat))
+    mean_r_hat /= draws.clamp(min=1)
+    rare = (target < 0.002) & (draws >= 100)  # arms in the valleys, 3.5 to 4.5 std below the mean
+    common = target > 0.03
+    assert rare.sum() >= 4 and (mean_r_hat[rare] > 0.95 * large_group[rare]).all()  # pulled in by over 5%
+    assert torch.allclose(mean_r_hat[common], large_group[common], atol=0.05)
