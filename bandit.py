@@ -124,7 +124,7 @@ def step_loss(method, logits, pi_old, advantages, arms, args: Args, log_z=None, 
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if arms is None and method != "grpo":
         raise ValueError(f"{method} runs on sampled groups only (--exact is for LAD and GRPO)")
-    raw = A
+    A_raw = A
     if arms is None:  # the group is every arm: normalise with pi_old's mean and std
         mean = (pi_old * A).sum()
         A = (A - mean) / ((pi_old * (A - mean) ** 2).sum().sqrt() + 1e-6)
@@ -132,7 +132,7 @@ def step_loss(method, logits, pi_old, advantages, arms, args: Args, log_z=None, 
         A = group_advantages(A, group_size=len(arms))
 
     if method == "flowrl":  # the reference is pi_0, the uniform start
-        r = raw if args.flowrl_reward == "raw" else A
+        r = A_raw if args.flowrl_reward == "raw" else A
         logp_ref = torch.log(uniform_policy()[arms])
         per_sample = flowrl_loss(logp, logp_old, logp_ref, log_z.expand(len(arms)), r, beta=beta,
                                  reduction="none")
@@ -242,9 +242,9 @@ def train(method: str, args: Args, record_every: int = 10, progress: bool = True
 
 def step_time_side_by_side(runs_to_do, rounds: int) -> dict:
     """What one optimiser step of each run costs, in seconds: the runs take turns, one step at a time,
-    so that the state of the machine is the same for all, and each run's step time is the 10th
+    so that the machine's load falls on all of them alike, and each run's step time is the 10th
     percentile of its `rounds` steps, the cost of a step that nothing else interrupted (the median
-    moves with the machine's load). Fresh learners: training is left untouched."""
+    moves with the load). Fresh learners: training is left untouched."""
     learners = {key: Learner(method, run_args) for key, method, run_args in runs_to_do}
     seconds = {key: [] for key in learners}
     for _ in range(rounds):
