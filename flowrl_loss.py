@@ -38,9 +38,12 @@ optimum and grows with the squared log-ratio error of each sampled response.
 What the code computes (the authors' `compute_flowrl_objective`)
 ----------------------------------------------------------------
 Checked against the authors' released code, repository Xuekai-Zhu/FlowRL,
-verl_FlowRL/verl/workers/actor/dp_actor.py (`compute_flowrl_objective` and the `return_log_z` branch
-of `_forward_micro_batch`), and its successor Xuekai-Zhu/verl_FlowRL,
-recipe/flowrl/flowrl_objectives.py. Per completion, with its tokens' log-probabilities:
+verl_FlowRL/verl/workers/actor/dp_actor.py (`compute_flowrl_objective`, and the `return_log_z` branch
+of `_forward_micro_batch`, where log Z is `proj_z` applied to the prompt's mean last hidden state,
+not detached, so its gradient also reaches the policy's hidden states). Their later repository
+Xuekai-Zhu/verl_FlowRL, recipe/flowrl/flowrl_objectives.py, drops log Z from the residual altogether
+(`compute_flowrl` and `compute_flowrl_no_log_z` compute the same thing there); we keep it, as the
+paper and the released actor have it. Per completion, with its tokens' log-probabilities:
 
     delta = log Z + mean_t log pi(y_t) - beta * r_hat - mean_t log pi_ref(y_t)
     loss  = w * delta^2,       w = min(exp(sum_t (log pi(y_t) - log pi_old(y_t))), 10), detached
