@@ -26,7 +26,7 @@ Over the valid (unmasked) tokens of the batch, each token's share of the covaria
     share r of the batch's tokens and remove their gradient. Their code: r = 2e-4, (lb, ub) = (1, 5).
   * KL-Cov: on the top share k of tokens by Cov_i (the signed value, not |Cov|: the tokens that pull
     the entropy *down*), add c * |log pi - log pi_old| to the unclipped -A * ratio of every token.
-    Their 7B recipe: k = 0.002, c = 1 (k = 0.0002 for 32B).
+    Their 7B recipe: k = 0.002, c = 1.
 Everything else is GRPO (grpo_loss.py): the same group-normalised advantages, the same per-token surrogate.
 
 What they optimise
