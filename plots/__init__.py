@@ -17,10 +17,12 @@ in CI. Usage:
     plot_distribution(ax, target, {"lad": pi_lad, "grpo": pi_grpo})
     save_figure(fig, "plots/example.png")
 
-The scripts' output files go through two more helpers: `output_path_problem(path, kind)` says, before
+The scripts' output files go through three more helpers: `output_path_problem(path, kind)` says, before
 any training, why a figure, metrics file or folder could not be written (so a bad path is a one-line
-command-line error, not a traceback at the end of a long run), and `write_metrics_json(path, metrics)`
-writes the metrics.
+command-line error, not a traceback at the end of a long run), `write_metrics_json(path, metrics)`
+writes the metrics, and `repository_path(path)` is how a metrics file records a path: relative to
+the repository when the path lies inside it, so that a committed file names the command's outputs
+the same way on every clone.
 """
 import json
 import os
@@ -29,30 +31,50 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display needed, and the same pixels everywhere
-import matplotlib.pyplot as plt  # noqa: E402  (must come after the backend is chosen)
+import matplotlib.colors  # noqa: E402  (must come after the backend is chosen)
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-# One colour per method, the same in every figure of the tutorial.
+# One colour per method, the same in every figure of the tutorial (the names are the methods' names in
+# bandit.py and train_reasoning.py). The rule: the hue says the loss, the shade and the line say the
+# anchor.
+#   hue    red: GRPO; blue: LAD; green: FlowRL; purple, brown, pink: GRPO with one of the paper's
+#          entropy regularisers (EntAdv, Clip-Cov, KL-Cov)
+#   shade  the loss alone: its full colour and a solid line; with a KL penalty to pi_sft: a dark shade
+#          and a dashed line; with pi_old frozen at pi_sft: a light shade and a dash-dot line
 METHOD_COLORS = {
     "target": "#9e9e9e",
-    "sft": "#6a3d9a",
     "grpo": "#d62728",
+    "grpo-kl": "#67000d",
     "lad": "#1f77b4",
-    # the GPT chapter's anchored variants: the same hue family as their loss, told apart by line style
-    "grpo-kl": "#ff7f0e",
-    "lad-kl": "#17becf",
-    "lad-fixed": "#2ca02c",
+    "lad-kl": "#08306b",
+    "lad-fixed": "#6baed6",
+    "flowrl": "#2ca02c",
+    "entadv": "#9467bd",
+    "clip-cov": "#8c564b",
+    "kl-cov": "#e377c2",
 }
-# Line styles, so that five curves stay distinguishable in grey scale and for colour-blind readers.
+# The anchor's line style, so that the curves stay apart in grey scale and for colour-blind readers.
 METHOD_LINESTYLES = {"grpo-kl": "--", "lad-kl": "--", "lad-fixed": "-."}
-# A few more for sweeps (divergences, eta values, ...), in a fixed order.
+# For sweeps that are not methods, in a fixed order.
 EXTRA_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+# LAD's six divergences, in every figure that compares them: JS, the paper's choice, in LAD's colour.
+DIVERGENCE_COLORS = dict(zip(["js", "kl", "rkl", "jf", "tv", "hd"], [METHOD_COLORS["lad"]] + EXTRA_COLORS[:5]))
 DPI = 120
 
 
 def color_for(name: str, index: int = 0) -> str:
     """The colour of a method by name, or the index-th sweep colour for anything else."""
     return METHOD_COLORS.get(name.lower(), EXTRA_COLORS[index % len(EXTRA_COLORS)])
+
+
+def shades(name: str, n: int) -> list:
+    """n shades of a method's colour, from light to dark: one per run of a sweep over one method's
+    setting (an eta, a pi_old, an entropy bonus), in the sweep's order. Two runs: the colour itself,
+    then a dark shade."""
+    rgb = np.array(matplotlib.colors.to_rgb(METHOD_COLORS[name]))
+    mix = np.linspace(-0.75 if n > 2 else 0.0, 0.65 if n > 2 else 0.5, n)  # < 0: towards white, > 0: black
+    return [tuple(rgb + (1 - rgb) * -m) if m < 0 else tuple(rgb * (1 - m)) for m in mix]
 
 
 def _as_numpy(values) -> np.ndarray:
@@ -68,7 +90,8 @@ def _outline(ax, target: np.ndarray, **kwargs):
     return ax.step(edges, np.append(target, target[-1]), where="post", color="black", linewidth=0.8, **kwargs)
 
 
-def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability"):
+def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability",
+                      colors=None):
     """Bars over outcomes: the target pi* in grey bars with a black outline drawn on top, each
     learned distribution in narrower coloured bars side by side inside it (a perfect match fills the
     outline exactly).
@@ -79,6 +102,7 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
         learned: dict name -> 1-D probabilities with the same length as target.
         outcome_labels: optional tick labels, one per outcome (few outcomes: words; many: omit).
         title, ylabel: strings.
+        colors: optional dict name -> colour, for names that are not methods (default: color_for).
     """
     series = {name: _as_numpy(p) for name, p in learned.items()}
     n = len(next(iter(series.values()))) if series else len(_as_numpy(target))
@@ -93,7 +117,7 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
         if len(p) != n:
             raise ValueError(f"{name} has {len(p)} outcomes, expected {n}")
         offset = (i - (len(series) - 1) / 2) * width
-        ax.bar(positions + offset, p, width=width, color=color_for(name, i), label=name)
+        ax.bar(positions + offset, p, width=width, color=(colors or {}).get(name) or color_for(name, i), label=name)
     if target is not None:  # on top, so the target stays visible where a bar covers it
         _outline(ax, target, zorder=3)
     if outcome_labels is not None:
@@ -106,11 +130,12 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
     return ax
 
 
-def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=None, logy=False):
+def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, logy=False, colors=None, linestyles=None):
     """Lines, one per entry of `curves`: name -> (x, y) or (x, y_mean, y_std) (a shaded +-std band).
 
     Each entry has its own x, so the same helper draws metrics over training steps and one metric
-    against another (e.g. diversity against accuracy, a frontier).
+    against another (e.g. diversity against accuracy, a frontier). colors and linestyles: optional
+    dicts name -> style, for names that are not methods (default: color_for, METHOD_LINESTYLES).
     """
     any_positive = False
     for i, (name, values) in enumerate(curves.items()):
@@ -118,9 +143,9 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=N
             raise ValueError(f"curve {name!r} must be (x, y) or (x, y_mean, y_std)")
         x, y = _as_numpy(values[0]), _as_numpy(values[1])
         any_positive |= bool((np.isfinite(y) & (y > 0)).any())
-        color = color_for(name, i)
-        ax.plot(x, y, color=color, label=name, marker=marker, markersize=3,
-                linestyle=METHOD_LINESTYLES.get(name, "-"))
+        color = (colors or {}).get(name) or color_for(name, i)
+        linestyle = (linestyles or {}).get(name) or METHOD_LINESTYLES.get(name, "-")
+        ax.plot(x, y, color=color, label=name, linestyle=linestyle)
         if len(values) == 3:
             std = _as_numpy(values[2])
             ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0)
@@ -135,10 +160,13 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, marker=N
     return ax
 
 
-def animate_distributions(target, frames: dict, steps, path, fps: int = 12, title=None) -> Path:
+def animate_distributions(target, frames: dict, steps, path, fps: int = 12, title=None, xlabel="outcome",
+                          ylabel="probability") -> Path:
     """An animated GIF: one panel per method, its distribution over outcomes at each recorded step,
     the target outlined in black. `frames` maps a method name to a list of 1-D distributions, one per
-    entry of `steps`. Written with matplotlib's Pillow writer (Pillow comes with matplotlib)."""
+    entry of `steps`. Each frame's y axis reaches just above its tallest bar (or the target's), so that
+    a policy that ends on one outcome does not flatten its own early frames; the tick labels say the
+    scale. Written with matplotlib's Pillow writer (Pillow comes with matplotlib)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     target = _as_numpy(target)
@@ -149,15 +177,16 @@ def animate_distributions(target, frames: dict, steps, path, fps: int = 12, titl
     for i, (ax, (name, ps)) in enumerate(zip(axes[0], series.items())):
         bars[name] = ax.bar(positions, ps[0], width=0.8, color=color_for(name, i), label=name)
         _outline(ax, target, label=r"target $\pi^*$")
-        ax.set_ylim(0, 1.1 * max(target.max(), max(p.max() for p in ps)))  # fixed axes: the motion is real
-        ax.set_xlabel("outcome")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=8, frameon=False, loc="upper right")
     heading = fig.suptitle("")
 
     def update(k):
-        for name, ps in series.items():
+        for ax, (name, ps) in zip(axes[0], series.items()):
             for bar, height in zip(bars[name], ps[k]):
                 bar.set_height(height)
+            ax.set_ylim(0, 1.1 * max(target.max(), ps[k].max()))
         heading.set_text(f"{title + ', ' if title else ''}step {steps[k]}")
 
     fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the heading
@@ -223,6 +252,19 @@ def output_path_problem(path, kind: str = "file") -> str | None:
                 return f"this user may not create anything in {ancestor}"
             return None
     return None
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def repository_path(path) -> str | None:
+    """How a metrics file records a path: relative to the repository's root when it lies inside it
+    ("plots/bandit.png", wherever the clone is and whatever the working directory was), absolute
+    otherwise (a scratch file, not a committed one). None stays None."""
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPOSITORY)) if resolved.is_relative_to(REPOSITORY) else str(resolved)
 
 
 def write_metrics_json(path, metrics: dict) -> Path:

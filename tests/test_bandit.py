@@ -2,11 +2,13 @@
 experiment end to end."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 import bandit
+import bandit_task
 
 
 def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
@@ -14,11 +16,11 @@ def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
     advantages = bandit.bandit_advantages(pi_0)
     target = bandit.target_policy(pi_0, advantages, 0.25)
     assert torch.isfinite(advantages).all()
-    assert torch.allclose(target, bandit.mixture(), atol=1e-6)
+    assert torch.allclose(target, bandit_task.mixture(), atol=1e-6)
     # three local maxima, at the mode centres, the heaviest first
     peaks = [i for i in range(1, bandit.N_ARMS - 1) if target[i] > target[i - 1] and target[i] > target[i + 1]]
-    assert peaks == [mu for mu, _, _ in bandit.MODES]
-    assert int(target.argmax()) == bandit.MODES[0][0]
+    assert peaks == [mu for mu, _, _ in bandit_task.MODES]
+    assert int(target.argmax()) == bandit_task.MODES[0][0]
     summary = bandit.summarize(target, target)
     assert summary["tv"] == 0.0 and summary["modes_recovered"] == 3
     # centring the advantages keeps the target and raises its normaliser Z above 1 (Jensen)
@@ -34,11 +36,11 @@ def test_eta_sharpens_the_target_around_the_same_modes():
     peaks = [float(bandit.target_policy(pi_0, advantages, 1 / k).max()) for k in (0.5, 1, 4, 16)]
     assert peaks == sorted(peaks) and peaks[-1] > 3 * peaks[2]
     sharp = bandit.target_policy(pi_0, advantages, 1 / 16)
-    assert torch.allclose(sharp, bandit.mixture() ** 4 / (bandit.mixture() ** 4).sum(), atol=1e-5)
+    assert torch.allclose(sharp, bandit_task.mixture() ** 4 / (bandit_task.mixture() ** 4).sum(), atol=1e-5)
 
 
 def test_a_collapsed_policy_recovers_one_mode():
-    target = bandit.mixture()
+    target = bandit_task.mixture()
     collapsed = torch.zeros(bandit.N_ARMS)
     collapsed[10] = 1.0
     s = bandit.summarize(collapsed, target)
@@ -117,7 +119,7 @@ def test_same_seed_same_numbers_and_the_exact_mode_runs():
 def test_refreshing_pi_old_makes_lad_sharpen_past_the_target():
     args = bandit.parse_args(["--quick", "--pi-old", "refresh"])
     run = bandit.train("lad", args, progress=False)
-    target = bandit.mixture()
+    target = bandit_task.mixture()
     assert float(run.pi.max()) > 2 * float(target.max())
 
 
@@ -132,6 +134,7 @@ def test_refreshing_pi_old_makes_lad_sharpen_past_the_target():
     (["--ablation", "everything"], "--ablation"),
     (["--figure", "out.json"], "--figure"), (["--ablation", "animation", "--figure", "a.png"], "--figure"),
     (["--figure", "same.png", "--metrics-json", "same.png"], "--metrics-json"),
+    (["--exact", "--ablation", "baselines"], "--exact"),
 ])
 def test_bad_command_lines_are_one_line_argparse_errors_naming_the_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as info:
@@ -167,9 +170,12 @@ def test_quick_runs_write_under_runs_quick_and_full_runs_write_the_readme_figure
     quick = bandit.parse_args(["--quick"])
     assert quick.figure == f"{bandit.QUICK_DIR}/bandit.png" and quick.metrics_json is None
     eta = bandit.parse_args(["--quick", "--ablation", "eta"])
-    assert (eta.figure, eta.metrics_json) == (f"{bandit.QUICK_DIR}/ablation_eta.png", f"{bandit.QUICK_DIR}/ablation_eta.json")
+    assert (eta.figure, eta.metrics_json) == (f"{bandit.QUICK_DIR}/ablation_eta.png",
+                                              f"{bandit.QUICK_DIR}/ablation_eta.json")
     assert bandit.parse_args(["--ablation", "animation"]).figure == "plots/ablation_animation.gif"
     assert not bandit.QUICK_DIR.startswith("plots")
+    # --exact used to write over the sampled run's plots/bandit.png
+    assert bandit.parse_args(["--exact"]).figure == "plots/bandit_exact.png"
 
 
 def test_an_explicit_flag_wins_over_quick():
@@ -193,6 +199,8 @@ def test_figure_titles_leave_out_the_setting_an_ablation_varies():
     divergences = bandit.figure_title(bandit.experiment(bandit.parse_args(["--ablation", "divergences"])))
     assert "divergence" not in divergences and "centred" not in divergences and "GRPO" not in divergences
     assert "quick" in bandit.figure_title(bandit.experiment(bandit.parse_args(["--quick"])))
+    baselines = bandit.figure_title(bandit.experiment(bandit.parse_args(["--ablation", "baselines"])))
+    assert "GRPO and the baselines pi_old refresh" in baselines and "LAD pi_old fixed" in baselines
 
 
 def _quick_ablation(name, tmp_path):
@@ -241,3 +249,92 @@ def test_animation_writes_a_gif_with_frames(tmp_path):
     _quick_ablation("animation", tmp_path)
     with Image.open(tmp_path / "animation.gif") as gif:
         assert gif.n_frames > 10
+
+
+def test_baselines_ablation_flowrl_matches_the_target_on_the_raw_advantage_the_others_collapse(tmp_path):
+    m = _quick_ablation("baselines", tmp_path)
+    assert set(m) >= {"lad", "grpo", "flowrl", "flowrl, raw A", "entadv", "clip-cov", "kl-cov", "target", "step_time"}
+    for key in ("lad", "flowrl", "flowrl, raw A"):
+        assert m[key]["modes_recovered"] == 3 and m[key]["max_prob"] < 0.1
+    assert m["flowrl, raw A"]["tv"] < m["flowrl"]["tv"]  # the group's own std flattens FlowRL's fixed point
+    for key in ("grpo", "entadv", "clip-cov", "kl-cov"):
+        assert m[key]["max_prob"] > 0.9 and m[key]["modes_recovered"] == 1
+    # FlowRL's beta makes pi* its fixed point; its learned log Z follows the true one
+    assert m["flowrl"]["beta"] == pytest.approx(bandit.std_at_target(0.25) / 0.25, abs=1e-4)
+    assert m["flowrl, raw A"]["beta"] == 4.0
+    assert abs(m["flowrl"]["log_z"] - m["flowrl"]["true_log_z"]) < 0.1
+    # one update per step: the ratio is 1 when the gradient is taken, so KL-Cov's penalty is silent
+    summary = ("tv", "max_prob", "entropy", "mode_mass")
+    assert [m["kl-cov"][k] for k in summary] == [m["grpo"][k] for k in summary]
+    assert m["grpo"]["step_time_ratio"] == 1.0 and m["step_time"]["reference"] == "grpo"
+    assert all(m[key]["step_time_ratio"] > 0 for key in ("lad", "flowrl", "clip-cov"))
+
+
+def test_baselines_are_deterministic_and_run_on_sampled_groups_only():
+    """Clip-Cov draws the samples it holds back with its own seeded generator: the same seed, the same
+    numbers, once it has held some back (its policy differs from GRPO's)."""
+    args = bandit.parse_args(["--steps", "100", "--lr", "0.1"])
+    runs = {method: bandit.train(method, args, progress=False) for method in ("grpo", "flowrl", "clip-cov", "entadv")}
+    for method in ("flowrl", "clip-cov", "entadv"):
+        assert torch.equal(runs[method].pi, bandit.train(method, args, progress=False).pi)
+    assert not torch.equal(runs["clip-cov"].pi, runs["grpo"].pi)
+    with pytest.raises(ValueError, match="sampled groups"):
+        bandit.step_loss("clip-cov", torch.zeros(bandit.N_ARMS, requires_grad=True), bandit.uniform_policy(),
+                         bandit.bandit_advantages(bandit.uniform_policy()), None, bandit.Args(exact=True))
+
+
+def test_the_committed_bandit_metrics_name_their_files_relative_to_the_repository():
+    """They held absolute temporary paths, which name nothing on another clone. Each must name itself
+    and its figure as the command printed beside it in the README wrote them."""
+    plots = Path(__file__).resolve().parent.parent / "plots"
+    paths = sorted(plots.glob("ablation_*.json")) + [plots / "bandit_metrics.json", plots / "bandit_exact.json"]
+    for path in paths:
+        settings = json.loads(path.read_text())["settings"]
+        assert settings["metrics_json"] == f"plots/{path.name}", path.name
+        assert settings["figure"].startswith("plots/") and (plots.parent / settings["figure"]).exists(), path.name
+
+
+def test_flowrl_on_the_normalised_reward_reaches_pi_star_when_the_group_is_large():
+    """The README's account of FlowRL's flatter end point in the bandit: with the group's mean and std
+    replaced by the policy's own (a group of infinite size), beta = std_{pi*}(A) / eta makes pi* the
+    fixed point, and log Z reaches its true value there."""
+    from flowrl_loss import flowrl_loss
+
+    pi_0 = bandit_task.uniform_policy().double()
+    advantages = bandit_task.bandit_advantages(bandit_task.uniform_policy()).double()
+    target = bandit_task.target_policy(pi_0, advantages, 0.25)
+    learner = bandit.Learner("flowrl", bandit.Args())
+    logits = torch.zeros(bandit_task.N_ARMS, dtype=torch.float64, requires_grad=True)
+    log_z = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([logits, log_z], lr=0.1)
+    for _ in range(600):
+        logp = torch.log_softmax(logits, 0)
+        pi = logp.exp().detach()
+        r_hat = (advantages - (pi * advantages).sum()) / bandit_task.advantage_std(pi, advantages)
+        per_arm = flowrl_loss(logp, logp.detach(), pi_0.log(), log_z.expand(len(pi)), r_hat, beta=learner.beta,
+                              reduction="none")
+        optimizer.zero_grad()
+        (pi * per_arm).sum().backward()
+        optimizer.step()
+    assert float(0.5 * (torch.softmax(logits.detach(), 0) - target).abs().sum()) < 0.005  # 64 samples: 0.055
+    assert log_z.item() == pytest.approx(learner.true_log_z(learner.target), abs=0.01)
+
+
+def test_a_rare_arm_pulls_its_own_normalised_reward_towards_zero_in_a_group_of_64():
+    """Why FlowRL on r_hat ends flatter than pi* with 64 samples: an arm far below the mean inflates the
+    std of the group it is drawn in, so its r_hat, averaged over the groups that hold it, is closer to 0
+    than (A - mean) / std under the same policy. Common arms are not affected."""
+    gen = torch.Generator().manual_seed(0)
+    pi_0 = bandit_task.uniform_policy()
+    advantages = bandit_task.bandit_advantages(pi_0)
+    target = bandit_task.target_policy(pi_0, advantages, 0.25)
+    large_group = (advantages - (target * advantages).sum()) / bandit_task.advantage_std(target, advantages)
+    groups = torch.multinomial(target, 64 * 5000, replacement=True, generator=gen)
+    r_hat = bandit.group_advantages(advantages[groups], group_size=64)
+    mean_r_hat = torch.zeros(bandit_task.N_ARMS).index_add_(0, groups, r_hat)
+    draws = torch.zeros(bandit_task.N_ARMS).index_add_(0, groups, torch.ones_like(r_hat))
+    mean_r_hat /= draws.clamp(min=1)
+    rare = (target < 0.002) & (draws >= 100)  # arms in the valleys, 3.5 to 4.5 std below the mean
+    common = target > 0.03
+    assert rare.sum() >= 4 and (mean_r_hat[rare] > 0.95 * large_group[rare]).all()  # pulled in by over 5%
+    assert torch.allclose(mean_r_hat[common], large_group[common], atol=0.05)

@@ -2,15 +2,21 @@
 import json
 import math
 import os
+from types import SimpleNamespace
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 import plots
+from grpo_loss import grpo_loss
+from lad_loss import DIVERGENCES, lad_loss, reduce_loss
 from plots import gradient_weights
-from plots import color_for, output_path_problem, plot_curves, plot_distribution, save_figure, write_metrics_json
+from plots import (METHOD_COLORS, color_for, output_path_problem, plot_curves, plot_distribution, repository_path,
+                   save_figure, write_metrics_json)
+from plots.bandit import run_styles
 
 
 def test_distribution_draws_the_target_and_one_bar_per_outcome_per_method(tmp_path):
@@ -56,6 +62,46 @@ def test_curves_take_their_own_x_and_a_std_band():
     with pytest.raises(ValueError, match="curve"):
         plot_curves(ax, {"lad": ([0, 1],)})
     plt.close(fig)
+
+
+def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
+    """The pi_old and entropy-bonus figures drew LAD blue and GRPO red in the bars, and the same runs
+    in other colours in the curves."""
+    runs = {key: SimpleNamespace(method=method) for key, method in
+            [("LAD fixed", "lad"), ("LAD refresh", "lad"), ("GRPO fixed", "grpo"), ("GRPO refresh", "grpo")]}
+    colors, _ = run_styles(runs, "pi-old")
+    assert len({colors[key] for key in runs}) == 4
+    fig, (left, right) = plt.subplots(1, 2)
+    plot_distribution(left, None, {"LAD refresh": [0.5, 0.5]}, colors=colors)
+    plot_curves(right, {"LAD refresh": ([0, 1], [1.0, 0.5])}, colors=colors)
+    color = matplotlib.colors.to_rgba(colors["LAD refresh"])
+    assert left.patches[0].get_facecolor() == color
+    assert matplotlib.colors.to_rgba(right.get_lines()[0].get_color()) == color
+    plt.close(fig)
+    # a method's only run has the method's colour; the divergences, one colour each, dashed when centred
+    assert run_styles({"flowrl": SimpleNamespace(method="flowrl")}, "baselines")[0]["flowrl"] == METHOD_COLORS["flowrl"]
+    divergences = {key: SimpleNamespace(method="lad") for key in ["kl", "js", "kl, centred A"]}
+    colors, styles = run_styles(divergences, "divergences")
+    assert colors["kl"] == colors["kl, centred A"] != colors["js"] and styles["kl, centred A"] == "--"
+
+
+def test_the_bandit_figure_is_titled_by_its_experiment_and_each_panel_by_its_run(monkeypatch):
+    """A panel's title once overwrote the figure's: every figure was headed by its last panel."""
+    figures = []
+    monkeypatch.setattr(plots.bandit, "save_figure", lambda fig, path: figures.append(fig))
+    target = np.full(4, 0.25)
+    runs = {key: SimpleNamespace(method=key, pi=target, target=target, steps=[0, 1], tv=[0.5, 0.1], entropy=[1.0, 1.0])
+            for key in ("lad", "grpo")}
+    metrics = {key: {"tv": 0.1, "max_prob": 0.25, "modes_recovered": 3} for key in runs}
+    plots.bandit.draw_runs(runs, metrics, None, "the experiment", "unused.png")
+    assert figures[0]._suptitle.get_text() == "the experiment"
+    assert [ax.get_title().split("\n")[0] for ax in figures[0].axes[:2]] == ["LAD", "GRPO"]
+    plt.close(figures[0])
+
+
+def test_every_method_of_both_chapters_has_its_own_colour():
+    methods = ["grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed", "flowrl", "entadv", "clip-cov", "kl-cov"]
+    assert len({METHOD_COLORS[m] for m in methods + ["target"]}) == len(methods) + 1
 
 
 def test_log_axis_survives_curves_with_nothing_to_show():
@@ -121,6 +167,16 @@ def test_unknown_output_kind_is_a_value_error():
         output_path_problem("x.json", "folder")
 
 
+def test_metrics_files_record_paths_inside_the_repository_relative_to_it(tmp_path, monkeypatch):
+    """Committed metrics files held absolute temporary paths, which name nothing on another clone."""
+    assert repository_path("plots/bandit.png") == "plots/bandit.png"
+    assert repository_path(plots.REPOSITORY / "plots" / "x.json") == os.path.join("plots", "x.json")
+    monkeypatch.chdir(tmp_path)  # a relative path is read from the working directory, as the scripts do
+    assert repository_path("m.json") == str(tmp_path / "m.json")
+    assert repository_path(plots.REPOSITORY / "runs" / ".." / "plots" / "y.png") == os.path.join("plots", "y.png")
+    assert repository_path(None) is None
+
+
 def test_metrics_json_creates_its_folder_and_round_trips(tmp_path):
     metrics = {"lad": {"tv": 0.001, "modes": [1, 2, 3]}, "settings": {"seed": 0}}
     path = write_metrics_json(tmp_path / "a" / "b" / "m.json", metrics)
@@ -157,6 +213,33 @@ def test_js_weight_changes_sign_where_the_ratio_reaches_exp_a_over_eta(advantage
     below, above = gradient_weights.gradient_weight(
         torch.tensor([0.99 * target, 1.01 * target], dtype=torch.float64), advantage, "js", eta=0.25)
     assert below > 0 > above
+
+
+@pytest.mark.parametrize("level", ["sequence", "token"])
+def test_at_ratio_one_each_loss_is_a_policy_gradient_with_a_shaped_advantage(level):
+    """The figure's note, on the real losses: where the gradient is taken at ratio 1 (one update per
+    batch), lad_loss's gradient is that of -(w * logp) with w = -f'(exp(-A/eta)) (for JS
+    1/2 (softplus(A/eta) - log 2)), and grpo_loss's that of -(A * logp): the clip never acts."""
+    gen = torch.Generator().manual_seed(8)
+    shape = (6,) if level == "sequence" else (3, 4)
+    logp = (-torch.rand(shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    advantages = torch.randn(shape[0], generator=gen, dtype=torch.float64)
+    mask = None if level == "sequence" else torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    a = advantages if level == "sequence" else advantages[:, None].expand(shape)
+    eta = 0.25
+
+    def gradient(loss):
+        return torch.autograd.grad(loss, logp)[0]
+
+    for name, d in DIVERGENCES.items():
+        w = -d.f_prime(torch.exp(-a / eta))
+        expected = gradient(reduce_loss(-(w * logp), mask, "mean"))
+        assert torch.allclose(gradient(lad_loss(logp, logp.detach(), advantages, eta=eta, divergence=name, mask=mask)),
+                              expected, rtol=1e-10, atol=1e-12), name
+        if name == "js":
+            assert torch.allclose(w, 0.5 * (torch.nn.functional.softplus(a / eta) - math.log(2)))
+    expected = gradient(reduce_loss(-(a * logp), mask, "mean"))
+    assert torch.allclose(gradient(grpo_loss(logp, logp.detach(), advantages, clip_eps=0.2, mask=mask)), expected)
 
 
 def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path, capsys):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-import bandit
+import bandit_task
 
 FLOAT32_EPS = torch.finfo(torch.float32).eps  # 1.2e-7: the relative spacing of float32 numbers
 
@@ -106,16 +106,16 @@ def test_the_policy_induced_distribution_of_the_target_is_the_advantage_induced_
 
 
 def test_the_bandit_target_is_the_mixture_with_z_equal_to_one(ex1):
-    """bandit.py chose A = eta * log(mixture / pi_0) with eta = 1/4: the target is the mixture, Z = 1.
+    """bandit_task.py chose A = eta * log(mixture / pi_0) with eta = 1/4: the target is the mixture, Z = 1.
     Centring A keeps the target and raises Z above 1 (Jensen's inequality)."""
-    pi_0 = bandit.uniform_policy()
-    advantages = bandit.bandit_advantages(pi_0)
-    assert_close(ex1.target_policy(pi_0, advantages, 0.25), bandit.mixture(),
+    pi_0 = bandit_task.uniform_policy()
+    advantages = bandit_task.bandit_advantages(pi_0)
+    assert_close(ex1.target_policy(pi_0, advantages, 0.25), bandit_task.mixture(),
                  "the bandit's target, which should be the three-Gaussian mixture", atol=1e-6)
     assert_close(ex1.log_normaliser(pi_0, advantages, 0.25), 0.0, "the bandit's log Z (Z = 1 by design)",
                  atol=1e-5)
-    centred = bandit.bandit_advantages(pi_0, center=True)
-    assert_close(ex1.target_policy(pi_0, centred, 0.25), bandit.mixture(),
+    centred = bandit_task.bandit_advantages(pi_0, center=True)
+    assert_close(ex1.target_policy(pi_0, centred, 0.25), bandit_task.mixture(),
                  "the target with centred advantages, which should still be the mixture", atol=1e-6)
     assert float(ex1.log_normaliser(pi_0, centred, 0.25)) > 0.5, \
         "centring the advantages should raise log Z above 0.5 (Z = 2.8)"
