@@ -18,8 +18,10 @@ built from `completion_logprobs`.
 Two choices that matter for RL and not for ordinary language modelling:
   * no dropout. PPO-style losses compare pi_theta with pi_old, the same weights that sampled the batch.
     With dropout the two would disagree even before the first update, and the ratio would not start at 1.
-  * sampling returns the log-probabilities of the tokens it drew. They are log pi_old(y|x) for the
-    batch, so the training loop does not need a second forward pass to get them.
+  * sampling returns the log-probabilities of the tokens it drew: log pi_old(y|x) of the batch. They
+    come from the step-by-step forward passes of sampling, and differ in the last bits from what
+    completion_logprobs computes over the whole completion at once; train_reasoning.py runs that
+    second pass, so that the first update's ratio pi_theta / pi_old is exactly 1.
 
 Run `python tiny_lm.py` to print the parameter count of the default configuration.
 """

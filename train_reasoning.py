@@ -50,7 +50,7 @@ from plots import output_path_problem, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
 from sft import train_sft
 from tiny_lm import GPT
-from variants import METHODS, variant_loss
+from variants import BASELINES, METHODS, USES_REFERENCE, variant_loss
 
 # What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
 QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prompts_per_iteration": 16,
@@ -60,7 +60,7 @@ QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prom
 @dataclass
 class Args:
     seed: list[int] = field(default_factory=lambda: [0])  # one or more seeds; several give mean +- std
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # any subset of METHODS
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # any of METHODS and BASELINES
     # the model (tiny_lm.GPTConfig)
     n_layer: int = 2
     n_head: int = 4
@@ -84,6 +84,8 @@ class Args:
     lad_ratio: str = "sequence"  # "sequence" (Lemma 3.2's form) or "token": see variants.py
     kl_estimator: str = "k2"  # the -kl anchors' penalty: "k2" follows KL(pi || pi_sft), "k3" KL(pi_sft || pi)
     kl_coef: float | None = None  # beta of the -kl variants; None means eta (k2's optimum is then pi*)
+    flowrl_beta: float | None = None  # FlowRL's inverse temperature; None means 1/eta, LAD's
+    log_z_lr: float = 0.1  # Adam's learning rate for FlowRL's per-prompt log Z (see train_rl)
     # evaluation
     eval_samples: int = 32  # k completions per held-out prompt
     eval_every: int = 10  # iterations between evaluations during RL
@@ -96,6 +98,12 @@ class Args:
     threads: int = 1  # torch CPU threads per process: one is fastest for a model this small, and stays fast on a busy machine
     workers: int = 2  # processes that run seeds and variants side by side
     quick: bool = False  # a smaller model and budget: the whole pipeline in seconds
+
+    def __post_init__(self):
+        if self.kl_coef is None:
+            self.kl_coef = self.eta  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
+        if self.flowrl_beta is None:
+            self.flowrl_beta = 1 / self.eta  # FlowRL's temperature per unit of r_hat is LAD's
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,10 +121,14 @@ def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen
     picks = torch.randint(len(task.train_n), (args.prompts_per_iteration,), generator=prompt_gen)
     ns = [task.train_n[i] for i in picks.tolist()]
     prompts = task.prompts(ns).to(args.device)
-    completions, logp_old, mask = sampler.sample(
+    completions, _, mask = sampler.sample(
         prompts, task.MAX_COMPLETION, task.end_token, num_samples=args.group_size, generator=sample_gen
     )
     prompts = prompts.repeat_interleave(args.group_size, dim=0)  # one row per completion, groups consecutive
+    # log pi_old from the same forward pass the loss runs, not sample's own log-probabilities, which
+    # differ from it in the last bits: then the first step's ratio is exactly 1 (KL-Cov's |log ratio|
+    # penalty would otherwise turn the rounding into a gradient).
+    logp_old = sampler.completion_logprobs(prompts, completions, mask)
     texts = [task.decode(row) for row in completions.tolist()]
     n_of_row = [ns[i // args.group_size] for i in range(len(texts))]
     rewards = torch.tensor([float(task.is_correct(n, t)) for n, t in zip(n_of_row, texts)])
@@ -125,7 +137,8 @@ def sample_batch(sampler: GPT, task: SumTask, args: Args, prompt_gen, sample_gen
     else:
         advantages = torch.tensor([fixed_advantages[n][0 if r else 1] for n, r in zip(n_of_row, rewards.tolist())])
     batch = {"ns": ns, "prompts": prompts, "completions": completions, "mask": mask, "logp_old": logp_old,
-             "rewards": rewards, "advantages": advantages.to(args.device)}
+             "rewards": rewards, "advantages": advantages.to(args.device),
+             "prompt_index": picks.repeat_interleave(args.group_size)}  # into task.train_n, for log Z
     if reference is not None:
         batch["logp_ref"] = reference.completion_logprobs(prompts, completions, mask)
     return batch
@@ -149,14 +162,15 @@ def sft_advantages(sft_model: GPT, task: SumTask, args: Args) -> dict:
 
 
 def rl_models(method: str, sft_path: Path, args: Args) -> tuple[GPT, GPT, GPT | None]:
-    """(the policy being trained, the model that samples each batch, the KL reference or None).
-    Every variant starts from the SFT checkpoint; lad-fixed samples from a frozen copy of it."""
+    """(the policy being trained, the model that samples each batch, the reference or None).
+    Every variant starts from the SFT checkpoint; lad-fixed samples from a frozen copy of it, and the
+    anchored variants score each batch with one (USES_REFERENCE)."""
     model = GPT.load(sft_path, map_location=args.device)
     frozen = None
-    if method == "lad-fixed" or method.endswith("-kl"):
+    if method == "lad-fixed" or method in USES_REFERENCE:
         frozen = GPT.load(sft_path, map_location=args.device).requires_grad_(False)
     sampler = frozen if method == "lad-fixed" else model
-    return model, sampler, frozen if method.endswith("-kl") else None
+    return model, sampler, frozen if method in USES_REFERENCE else None
 
 
 def minibatches(batch: dict, args: Args, generator: torch.Generator) -> list[dict]:
@@ -171,14 +185,19 @@ def minibatches(batch: dict, args: Args, generator: torch.Generator) -> list[dic
     return [{k: batch[k][chunk] for k in tensors} for chunk in rows.chunk(args.minibatches)]
 
 
-def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle_gen: torch.Generator) -> list[dict]:
+def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle_gen: torch.Generator,
+            log_z: torch.Tensor | None = None, cov_gen: torch.Generator | None = None) -> list[dict]:
     """args.epochs passes over one rollout, one optimiser step per mini-batch; pi_old (and pi_sft) stay
-    fixed meanwhile. Returns each step's statistics (variants.variant_loss)."""
+    fixed meanwhile. Returns each step's statistics (variants.variant_loss). FlowRL also takes its
+    per-prompt log Z (trained by the same optimiser), Clip-Cov a generator for its random tokens."""
     stats = []
     for _ in range(args.epochs):
         for mb in minibatches(batch, args, shuffle_gen):
-            logp = model.completion_logprobs(mb["prompts"], mb["completions"], mb["mask"])
-            loss, step_stats = variant_loss(method, logp, mb, args)
+            logp, entropy = model.completion_logprobs(mb["prompts"], mb["completions"], mb["mask"], entropy=True)
+            if (method == "flowrl") != (log_z is not None):
+                raise ValueError("log_z is FlowRL's, and FlowRL needs it")
+            rows_log_z = None if log_z is None else log_z[mb["prompt_index"]]
+            loss, step_stats = variant_loss(method, logp, mb, args, entropy, rows_log_z, cov_gen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -193,11 +212,20 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int, sft_path: Path) 
     fixed_advantages = None if args.advantages == "group" else sft_advantages(sft_model, task, args)
     model, sampler, reference = rl_models(method, sft_path, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    # Separate random streams for prompts, samples and mini-batch order: every variant sees the same
-    # prompt sequence.
+    log_z = None
+    if method == "flowrl":
+        # FlowRL's log Z(x): one learned scalar per training prompt (the authors use a head on the
+        # prompt's hidden state; with a fixed set of 66 prompts a table is the same thing, and held-out
+        # prompts never need it). It must travel about beta * A+ (several units) within the run: at
+        # the policy's learning rate Adam would move it 0.04 in 200 steps, hence its own.
+        log_z = torch.zeros(len(task.train_n), device=args.device, requires_grad=True)
+        optimizer.add_param_group({"params": [log_z], "lr": args.log_z_lr})
+    # Separate random streams for prompts, samples, mini-batch order and Clip-Cov's choice: every
+    # variant sees the same prompt sequence.
     prompt_gen = torch.Generator().manual_seed(seed)
     sample_gen = torch.Generator(device=args.device).manual_seed(seed + 1)
     shuffle_gen = torch.Generator().manual_seed(seed + 2)
+    cov_gen = torch.Generator().manual_seed(seed + 3)
     history = {"iteration": [], "reward": [], "evals": [], "steps": {}}
     seconds = []
     for it in tqdm(range(args.iterations + 1), desc=f"{method} seed {seed}", leave=False, disable=args.workers > 1):
@@ -208,7 +236,7 @@ def train_rl(method: str, task: SumTask, args: Args, seed: int, sft_path: Path) 
             break
         start = time.perf_counter()  # time sampling + updates, not the evaluation
         batch = sample_batch(sampler, task, args, prompt_gen, sample_gen, reference, fixed_advantages)
-        stats = rl_step(method, model, optimizer, batch, args, shuffle_gen)
+        stats = rl_step(method, model, optimizer, batch, args, shuffle_gen, log_z, cov_gen)
         seconds.append(time.perf_counter() - start)
         history["iteration"].append(it)
         history["reward"].append(float(batch["rewards"].mean()))  # lad-fixed: the SFT sampler's reward
@@ -292,8 +320,8 @@ def parse_args(argv=None) -> Args:
     add = p.add_argument
     add("--seed", type=number(int, low=0), nargs="+", default=d.seed,
         help="one or more seeds; each trains its own SFT start and every variant from it")
-    add("--methods", nargs="+", choices=METHODS, default=d.methods, metavar="METHOD",
-        help=f"which variants to run, any of: {' '.join(METHODS)}")
+    add("--methods", nargs="+", choices=METHODS + BASELINES, default=d.methods, metavar="METHOD",
+        help=f"which variants to run, any of: {' '.join(METHODS + BASELINES)}")
     add("--n-layer", type=count, default=d.n_layer, help="transformer blocks")
     add("--n-head", type=count, default=d.n_head, help="attention heads per block")
     add("--n-embd", type=count, help=quick("n_embd", "embedding width"))
@@ -320,6 +348,8 @@ def parse_args(argv=None) -> Args:
     add("--kl-estimator", choices=sorted(KL_ESTIMATORS), default=d.kl_estimator,
         help="the -kl penalty: k2 on each completion (follows KL(pi || pi_sft)) or k3 per token (KL(pi_sft || pi))")
     add("--kl-coef", type=number(float, low=0), help="beta of the -kl variants' penalty (default: --eta)")
+    add("--flowrl-beta", type=positive, help="FlowRL's inverse temperature of r_hat (default: 1 / --eta)")
+    add("--log-z-lr", type=positive, default=d.log_z_lr, help="Adam learning rate of FlowRL's per-prompt log Z")
     add("--eval-samples", type=number(int, low=16), help=quick("eval_samples", "k samples per held-out prompt (>= 16)"))
     add("--eval-every", type=count, help=quick("eval_every", "RL iterations between evaluations"))
     add("--match-accuracy", type=fraction, default=d.match_accuracy,
@@ -338,8 +368,6 @@ def parse_args(argv=None) -> Args:
     for name, value in QUICK.items():  # an explicit flag wins over --quick
         if getattr(parsed, name) is None:
             setattr(parsed, name, value if parsed.quick else getattr(d, name))
-    if parsed.kl_coef is None:
-        parsed.kl_coef = parsed.eta  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
 
     # The checks that involve several flags.
     if parsed.n_embd % parsed.n_head:

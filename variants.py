@@ -10,6 +10,15 @@ model samples the batch (pi_old), and in the anchor:
     lad-kl     lad  + the same penalty                     the policy, every rollout    KL to pi_sft
     lad-fixed  lad_loss                                    pi_sft, frozen               pi_old = pi_sft
 
+and the paper's other baselines (`--methods flowrl entadv clip-cov kl-cov`; each loss file is a lesson):
+
+    flowrl     trajectory balance to pi_sft exp(beta r_hat)    the policy, every rollout    pi_ref = pi_sft
+               with a learned log Z per prompt (flowrl_loss)
+    entadv     grpo on A + min(alpha H_t, |A|/kappa)       the policy, every rollout    none
+    clip-cov   grpo without a few random high-Cov tokens   the policy, every rollout    none
+    kl-cov     unclipped grpo + |log ratio| on top-Cov     the policy, every rollout    none
+               tokens (cov_loss)
+
 What each one optimises (the targets a reader meets in this chapter)
 --------------------------------------------------------------------
     P_A = exp(A/eta) / Z_A    the paper's advantage-induced distribution: the target of the ratio
@@ -39,6 +48,11 @@ What each one optimises (the targets a reader meets in this chapter)
   gives every completion the large-group A of the SFT policy's exact success rate on its prompt,
   the A that defines pi* (evaluation.answer_target).
 
+FlowRL's residual holds mean_t log pi - mean_t log pi_sft (its length normalisation), so delta = 0
+reads log pi(y) = log pi_sft(y) + |y| (beta r_hat - log Z): pi*'s tilt times the completion's length,
+with a per-token log Z. With beta = 1/eta (--flowrl-beta's default) it aims near pi*, with longer
+answers favoured wherever beta r_hat > log Z.
+
 One update per rollout: every variant is a policy gradient
 ----------------------------------------------------------
 With one optimiser step per sampled batch (`--minibatches 1 --epochs 1`, the default), the policy
@@ -47,7 +61,7 @@ GRPO's clip then never acts and its gradient is A * grad log pi: REINFORCE with 
 A. LAD's gradient is f'(x) * ratio * grad log pi at x = exp(-A/eta): REINFORCE with the shaped
 advantage -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2). So `grpo` and `lad` then differ
 only in how they weight each completion, and the ratio-dependent part of LAD (its brake at the
-target) never acts. With `--minibatches M` the rollout is cut into M mini-batches of whole groups,
+target) never acts. KL-Cov's |log ratio| has no gradient there: it is unclipped GRPO. With `--minibatches M` the rollout is cut into M mini-batches of whole groups,
 one step each: every step after the first is off-policy, the clip and the brake act, and
 `clipped` / `above_target` / `past_target` below count how often.
 
@@ -57,19 +71,30 @@ Every loss is a sum over the batch divided by its number of completion tokens (a
 import torch
 
 from grpo_loss import grpo_loss
+from cov_loss import clip_cov_loss, kl_cov_loss
+from entadv_loss import entadv_loss
+from flowrl_loss import flowrl_loss
 from kl_penalty import kl_penalty
 from lad_loss import get_divergence, lad_loss
 
 METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
+# The paper's other baselines (--methods): their losses are in flowrl_loss.py, entadv_loss.py, cov_loss.py.
+BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
+# Which variants need the frozen SFT model's log-probabilities of every sampled token (an anchor).
+USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl")
+GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token-level ratios, GRPO's advantage
 
 
-def variant_loss(method: str, logp: torch.Tensor, batch: dict, args) -> tuple[torch.Tensor, dict]:
+def variant_loss(method: str, logp: torch.Tensor, batch: dict, args, entropy: torch.Tensor | None = None,
+                 log_z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """The loss of one variant on one (mini-)batch, and how often its clip or brake acted.
 
     logp: log pi_theta of every completion token, [batch, tokens], 0 on padding (the policy's
     current forward pass). batch: "logp_old" (pi_old = the sampler, [batch, tokens]), "advantages"
-    [batch], "mask" [batch, tokens], and for the -kl variants "logp_ref" (pi_sft). args: eta,
-    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator.
+    [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). args: eta,
+    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator, flowrl_beta. The baselines need more:
+    entadv the entropy of each position [batch, tokens], flowrl the learned log Z of each
+    completion's prompt [batch], clip-cov a generator for its random choice of tokens.
 
     Returns (loss, stats). stats, over the completions (sequence ratio) or tokens (token ratio) whose
     advantage is not 0:
@@ -82,7 +107,7 @@ def variant_loss(method: str, logp: torch.Tensor, batch: dict, args) -> tuple[to
     # Padding holds 0 in tiny_lm's log-probs, but whatever it holds must not reach a sum over tokens.
     logp = torch.where(mask, logp, torch.zeros_like(logp))
     n_tokens = mask.sum().clamp(min=1)
-    token_level = method.startswith("grpo") or args.lad_ratio == "token"
+    token_level = method in GRPO_LIKE or method == "flowrl" or args.lad_ratio == "token"
     if token_level:
         u = (logp - logp_old).detach()
         moves = mask & (A != 0).unsqueeze(1)
@@ -93,11 +118,22 @@ def variant_loss(method: str, logp: torch.Tensor, batch: dict, args) -> tuple[to
         A_ = A
     stats = {"abs_log_ratio": float(u[moves].abs().mean()) if moves.any() else 0.0}
 
-    if method.startswith("grpo"):
-        loss = grpo_loss(logp, logp_old, A, clip_eps=args.clip_eps, mask=mask, reduction="sum")
-        clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(args.clip_eps)))) | \
-                  ((A_ < 0) & (u < torch.log1p(torch.tensor(-args.clip_eps))))
-        stats["clipped"] = share(clipped, moves)
+    if method in GRPO_LIKE:
+        if method == "entadv":  # GRPO on A + min(alpha H, |A| / kappa), the authors' defaults
+            loss = entadv_loss(logp, logp_old, A, entropy, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+        elif method == "clip-cov":  # GRPO without a random few high-covariance tokens
+            loss = clip_cov_loss(logp, logp_old, A, generator, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+        elif method == "kl-cov":  # unclipped GRPO plus |log ratio| on the top-covariance tokens
+            loss = kl_cov_loss(logp, logp_old, A, mask=mask, reduction="sum")
+        else:
+            loss = grpo_loss(logp, logp_old, A, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+        if method != "kl-cov":
+            clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(args.clip_eps)))) | \
+                      ((A_ < 0) & (u < torch.log1p(torch.tensor(-args.clip_eps))))
+            stats["clipped"] = share(clipped, moves)
+    elif method == "flowrl":  # trajectory balance to pi_sft exp(beta r_hat), with a learned log Z
+        loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=args.flowrl_beta, mask=mask,
+                           reduction="sum")
     else:
         if token_level:
             loss = lad_loss(logp, logp_old, A, eta=args.eta, divergence=args.divergence, mask=mask, reduction="sum")
@@ -109,7 +145,7 @@ def variant_loss(method: str, logp: torch.Tensor, batch: dict, args) -> tuple[to
         stats["above_target"] = share(log_x > 0, moves)
         stats["past_target"] = share(weight * A_ < 0, moves)
 
-    if method.endswith("-kl"):
+    if method in ("grpo-kl", "lad-kl"):
         logp_ref = batch["logp_ref"]
         if args.kl_estimator == "k2":  # one KL term per completion: the summed log-ratio
             penalty = kl_penalty(logp.sum(1), logp_ref.sum(1), "k2").sum()

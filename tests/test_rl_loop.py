@@ -18,7 +18,7 @@ TASK = SumTask()
 
 
 def small_args(**overrides) -> tr.Args:
-    args = tr.Args(n_embd=32, n_head=2, prompts_per_iteration=3, group_size=4, kl_coef=0.25, device="cpu")
+    args = tr.Args(n_embd=32, n_head=2, prompts_per_iteration=3, group_size=4, device="cpu")
     for k, v in overrides.items():
         setattr(args, k, v)
     return args
@@ -41,7 +41,7 @@ def two_answer_batch(model: GPT, n: int = 37, texts=("12+25.", "9+9.")) -> dict:
         logp_old = model.completion_logprobs(prompts, completions, mask)
     return {"ns": [n], "prompts": prompts, "completions": completions, "mask": mask, "rewards": rewards,
             "advantages": group_advantages(rewards, len(texts)), "logp_old": logp_old,
-            "logp_ref": logp_old.clone()}
+            "logp_ref": logp_old.clone(), "prompt_index": torch.zeros(len(texts), dtype=torch.long)}
 
 
 def sequence_logp(model: GPT, batch: dict) -> torch.Tensor:
@@ -50,7 +50,7 @@ def sequence_logp(model: GPT, batch: dict) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("lad_ratio", ["token", "sequence"])
-@pytest.mark.parametrize("method", tr.METHODS)
+@pytest.mark.parametrize("method", tr.METHODS + tr.BASELINES)
 def test_one_update_raises_the_rewarded_completion_and_lowers_the_unrewarded_one(method, lad_ratio):
     """Catches a flipped sign anywhere in a variant's loss (policy term or its wiring into the step).
     Plain SGD with a small step, so the change follows the gradient to first order."""
@@ -58,8 +58,9 @@ def test_one_update_raises_the_rewarded_completion_and_lowers_the_unrewarded_one
     batch = two_answer_batch(model)
     assert batch["advantages"][0] > 0 > batch["advantages"][1]
     before = sequence_logp(model, batch)
-    tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.05), batch, small_args(lad_ratio=lad_ratio),
-               torch.Generator().manual_seed(0))
+    log_z = torch.zeros(1, requires_grad=True) if method == "flowrl" else None
+    tr.rl_step(method, model, torch.optim.SGD(list(model.parameters()) + ([log_z] if log_z is not None else []), lr=0.05),
+               batch, small_args(lad_ratio=lad_ratio), torch.Generator().manual_seed(0), log_z, torch.Generator().manual_seed(1))
     after = sequence_logp(model, batch)
     assert after[0] > before[0] + 1e-4, "the rewarded completion should become more likely"
     assert after[1] < before[1] - 1e-4, "the unrewarded completion should become less likely"
@@ -77,6 +78,9 @@ class ScriptedSampler:
             texts += [f"1+{n - 1}." if i % 2 == 0 else f"1+{n}." for i in range(num_samples)]
         completions, mask = TASK.completions(texts)
         return completions, torch.zeros(completions.shape), mask
+
+    def completion_logprobs(self, prompts, completions, mask):
+        return torch.zeros(completions.shape)
 
 
 def test_sample_batch_scores_each_completion_against_its_own_prompt_and_normalises_by_group():
@@ -100,25 +104,32 @@ def test_lad_fixed_samples_from_the_frozen_sft_model_and_the_others_from_the_pol
     path = small_model().save(tmp_path / "sft.pt")
     args = small_args()
     sft_params = [p.detach().clone() for p in GPT.load(path).parameters()]
-    for method in tr.METHODS:
+    for method in tr.METHODS + tr.BASELINES:
         model, sampler, reference = tr.rl_models(method, path, args)
         if method == "lad-fixed":
             assert sampler is not model and not any(p.requires_grad for p in sampler.parameters())
         else:
             assert sampler is model
-        assert (reference is not None) == method.endswith("-kl")
+        assert (reference is not None) == (method in ("grpo-kl", "lad-kl", "flowrl"))
         # The reference is its own frozen copy: a policy that were its own reference would pay no penalty.
         assert reference is None or (reference is not model and not any(p.requires_grad for p in reference.parameters()))
         batch = tr.sample_batch(sampler, TASK, args, torch.Generator().manual_seed(0),
                                 torch.Generator().manual_seed(1), reference)
-        # the batch's logp_old is the sampler's own log-probability of the tokens it drew
-        assert torch.allclose(batch["logp_old"], sampler.completion_logprobs(
-            batch["prompts"], batch["completions"], batch["mask"]).detach(), atol=1e-5)
+        # the batch's logp_old is the sampler's log-probability of the tokens it drew, bit for bit what
+        # the loss's forward pass computes: the first step's ratio is exactly 1
+        assert torch.equal(batch["logp_old"], sampler.completion_logprobs(
+            batch["prompts"], batch["completions"], batch["mask"]).detach())
+        assert [TASK.train_n[i] for i in batch["prompt_index"][:: args.group_size].tolist()] == batch["ns"]
         # An untrained model is never right, so every advantage would be 0 and nothing would move:
         # give each group two rewarded completions for the update.
         batch["advantages"] = group_advantages(torch.tensor([1.0, 0.0] * (len(batch["rewards"]) // 2)), args.group_size)
-        tr.rl_step(method, model, torch.optim.SGD(model.parameters(), lr=0.5), batch, args, torch.Generator())
+        log_z = torch.zeros(len(TASK.train_n), requires_grad=True) if method == "flowrl" else None
+        params = list(model.parameters()) + ([log_z] if log_z is not None else [])
+        tr.rl_step(method, model, torch.optim.SGD(params, lr=0.5), batch, args, torch.Generator(), log_z, torch.Generator())
         assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), sft_params)), "the policy trains"
+        if log_z is not None:  # FlowRL's log Z trains too, and only at the prompts of the batch
+            trained = log_z.detach() != 0
+            assert trained.any() and set(trained.nonzero().view(-1).tolist()) <= set(batch["prompt_index"].tolist())
         for frozen in [m for m in (sampler, reference) if m is not None and m is not model]:
             assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), sft_params)), "the anchor stays put"
         if reference is not None:  # after the step the anchor still scores the tokens as pi_sft does

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import train_reasoning as tr
 from grpo_loss import group_advantages
 from lad_loss import lad_loss
-from variants import METHODS, variant_loss
+from variants import BASELINES, METHODS, variant_loss
 
 G = 4
 ETA = 0.25
@@ -127,8 +127,9 @@ def test_the_logged_shares_count_clipped_and_past_target_samples_on_a_hand_made_
     assert lad["abs_log_ratio"] == pytest.approx(float(u_lad.abs().mean()))
 
 
-def test_every_variant_is_known_to_the_command_line():
-    assert tr.parse_args(["--methods", *METHODS]).methods == list(METHODS)
+def test_every_variant_is_known_to_the_command_line_and_the_five_are_the_default():
+    assert tr.parse_args(["--methods", *METHODS, *BASELINES]).methods == list(METHODS + BASELINES)
+    assert tr.parse_args([]).methods == list(METHODS)
 
 
 @pytest.mark.parametrize("minibatches", [1, 2, 4])
@@ -148,3 +149,39 @@ def test_minibatches_keep_groups_whole_and_use_every_completion_once_per_pass(mi
     if minibatches > 1:
         other = tr.minibatches(batch, a, torch.Generator().manual_seed(1))
         assert not all(torch.equal(x["row"], y["row"]) for x, y in zip(parts, other)), "the order is shuffled"
+
+
+def test_each_baseline_is_its_loss_file_summed_and_divided_by_the_token_count():
+    """The GPT runs the baselines through the same normalisation as the other variants; a variant that
+    called another loss, dropped the entropy or the generator, or averaged otherwise would differ."""
+    from cov_loss import clip_cov_loss, kl_cov_loss
+    from entadv_loss import entadv_loss
+    from flowrl_loss import flowrl_loss
+
+    logp, batch = hand_made_batch(shift=0.3)
+    mask, A, old = batch["mask"], batch["advantages"], batch["logp_old"]
+    n = mask.sum()
+    entropy = torch.rand(mask.shape, generator=torch.Generator().manual_seed(3)) * mask
+    log_z = torch.tensor([0.3, -0.2] * 4, requires_grad=True)
+    a = args(flowrl_beta=4.0)
+    gen = lambda: torch.Generator().manual_seed(5)
+    clean = masked(logp, mask)
+    want = {
+        "entadv": entadv_loss(clean, old, A, entropy, mask=mask, reduction="sum"),
+        "clip-cov": clip_cov_loss(clean, old, A, gen(), mask=mask, reduction="sum"),
+        "kl-cov": kl_cov_loss(clean, old, A, mask=mask, reduction="sum"),
+        "flowrl": flowrl_loss(clean, old, batch["logp_ref"], log_z, A, beta=4.0, mask=mask, reduction="sum"),
+    }
+    for method, value in want.items():
+        got, _ = variant_loss(method, logp, batch, a, entropy=entropy, log_z=log_z, generator=gen())
+        assert float(got.detach()) == pytest.approx(float(value.detach()) / float(n), rel=1e-6), method
+    got, _ = variant_loss("flowrl", logp, batch, a, log_z=log_z)
+    (grad,) = torch.autograd.grad(got, log_z)
+    assert grad.abs().sum() > 0, "FlowRL's log Z is trained by the loss"
+
+
+def test_kl_cov_is_unclipped_grpo_at_ratio_one_when_log_pi_old_is_the_losss_own():
+    logp, batch = hand_made_batch(shift=0.0)
+    kl_cov, _ = variant_loss("kl-cov", logp, batch, args())
+    grpo, _ = variant_loss("grpo", logp, batch, args())
+    assert torch.equal(torch.autograd.grad(kl_cov, logp)[0], torch.autograd.grad(grpo, logp)[0])
