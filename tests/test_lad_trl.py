@@ -503,13 +503,17 @@ def test_metrics_record_paths_inside_the_repository_relative_to_it(tmp_path, mon
     assert lad_trl.repository_relative(tmp_path / "m.json") == str(tmp_path / "m.json")  # outside: as given
 
 
-def test_the_readme_quotes_the_committed_metrics():
-    """The README's TRL table (a row per seed: held-out reward before, after LAD, after GRPO, then the
-    mean +- std row) is the committed file's, rounded. Both losses start from the same evaluation."""
-    metrics = json.loads((REPOSITORY / "plots" / "lad_trl_metrics.json").read_text())
+@pytest.mark.parametrize("name,cpu_capability", [("lad_trl_metrics.json", "AVX2"), ("lad_trl_metrics_no_avx.json", "DEFAULT")])
+def test_the_readme_quotes_the_committed_metrics(name, cpu_capability):
+    """The README's TRL tables (a row per seed: held-out reward before, after LAD, after GRPO, then
+    the mean +- std row) are the committed files', rounded, written with the CPU kernels it names.
+    Both losses start from the same evaluation."""
+    metrics = json.loads((REPOSITORY / "plots" / name).read_text())
+    assert metrics["machine"]["cpu_capability"] == cpu_capability
     readme = (REPOSITORY / "README.md").read_text()
     section = readme[readme.index("## Training a real model with LAD"):]
     section = section[: section.index("\n## ", 1)]
+    assert f"--metrics-json plots/{name}" in section
     runs = {(r["seed"], r["loss"]): r for r in metrics["runs"]}
     rows = []
     for seed in metrics["settings"]["seed"]:
@@ -518,7 +522,7 @@ def test_the_readme_quotes_the_committed_metrics():
         rows.append(f"| {seed} | {lad['heldout_reward_before']:.3f} | {lad['heldout_reward_after']:.3f} | "
                     f"{grpo['heldout_reward_after']:.3f} |")
     summary = metrics["summary"]
-    mean_std = lambda loss, name: f"{summary[loss][name + '_mean']:.3f} ± {summary[loss][name + '_std']:.3f}"  # noqa: E731
+    mean_std = lambda loss, what: f"{summary[loss][what + '_mean']:.3f} ± {summary[loss][what + '_std']:.3f}"  # noqa: E731
     rows.append(f"| mean ± std | {mean_std('lad', 'before')} | {mean_std('lad', 'after')} | {mean_std('grpo', 'after')} |")
     for row in rows:
         assert row in section, f"the README lacks the row {row}"
