@@ -198,9 +198,9 @@ def split_gradient(trainer, inputs, processes, accumulation, steps_per_generatio
 def test_the_gradient_does_not_depend_on_how_the_batch_is_split(tmp_path, lad_ratio, monkeypatch):
     """One micro-batch, two with gradient accumulation, two processes, or two optimiser steps on one
     generation batch: the same gradient per step, the one of lad_loss's mean over the whole batch.
-    Catches a mean per micro-batch (TRL's loss_type="bnpo", and this trainer's averaging before): it
-    weighs a token by 1 / its micro-batch's count, and the two halves here hold 15 and 9 tokens (3 and
-    2 completions); and a normaliser that forgets the processes or the steps per generation batch."""
+    Catches a mean per micro-batch (as TRL's loss_type="bnpo" takes): it weighs a token by 1 / its
+    micro-batch's count, and the two halves here hold 15 and 9 tokens (3 and 2 completions); and a
+    normaliser that forgets the processes or the steps per generation batch."""
     trainer = make_trainer(tmp_path, lad_ratio=lad_ratio)
     inputs = fixed_batch()
     grads = {name: split_gradient(trainer, inputs, *split, monkeypatch) for name, split in SPLITS.items()}
