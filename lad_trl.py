@@ -103,7 +103,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from arithmetic import SumTask
 from lad_loss import DIVERGENCES, get_divergence, lad_loss
-from plots import output_path_problem, write_metrics_json
+from plots import number, output_path_problem, repository_path, write_metrics_json
+from sft import supervised_warm_start
 
 LAD_RATIOS = ("token", "sequence")
 
@@ -311,27 +312,24 @@ def tiny_model(vocab_size: int, end_token: int, seed: int) -> Qwen2ForCausalLM:
 
 
 def sft_warm_start(model, task: SumTask, steps: int, seed: int, lr: float = 3e-3, batch_size: int = 64):
-    """Cross-entropy on SumTask's SFT data (correct answers and near misses, half each).
+    """Cross-entropy on SumTask's SFT data (correct answers and near misses, half each), with sft.py's
+    routine, the one the GPT chapter uses.
 
     GRPO and LAD learn only from differences within a group. A model with random weights almost never
     writes a correct sum, so every group scores all zeros, every advantage is 0, and so is the
     gradient (LAD's too: JS has f'(1) = 0). The GPT chapter starts from an SFT checkpoint for the same
     reason; a hub model starts from its pretraining instead.
     """
-    prompts, completions, mask, weight = task.sft_data(correct_fraction=0.5)
-    input_ids = torch.cat([prompts, completions], dim=1)
-    scored = torch.cat([torch.zeros_like(prompts, dtype=torch.bool), mask], dim=1)
-    labels = input_ids.masked_fill(~scored, -100)  # the prompt is given; padding is not an answer
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    def completion_logprobs(prompts, completions, mask):
+        # The character tokenizer's ids are SumTask's, so the task's tensors are the model's input.
+        logits = model(input_ids=torch.cat([prompts, completions], dim=1)).logits
+        logits = logits[:, prompts.shape[1] - 1 : -1]  # the positions that predict the completion
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+        return logp.masked_fill(~mask, 0.0)
+
     model.train()
-    for _ in range(steps):
-        batch = torch.multinomial(weight, batch_size, replacement=True, generator=generator)
-        loss = model(input_ids=input_ids[batch], labels=labels[batch]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return loss.item()
+    return supervised_warm_start(completion_logprobs, model.parameters(), task.sft_data(correct_fraction=0.5),
+                                 steps=steps, batch_size=batch_size, lr=lr, seed=seed)
 
 
 # The tiny model reads SumTask's own prompt "37=". A pretrained model reads text, so it gets two
@@ -363,7 +361,6 @@ def verifier_reward(task: SumTask, tokenizer):
 # The command line: one or more seeds, LAD and/or GRPO from the same warm start of each seed.
 # ---------------------------------------------------------------------------------------------
 
-REPOSITORY = Path(__file__).resolve().parent
 # The demo's settings (the README's numbers come from them) and what --quick puts in their place, for
 # tests and classrooms (seconds, numbers that mean little). A flag given on the command line wins.
 # With 1000 warm-start steps the held-out reward rose on some seeds only (the training reward on all);
@@ -371,17 +368,6 @@ REPOSITORY = Path(__file__).resolve().parent
 # per held-out prompt bring the standard error of that reward to about 0.015 (8 samples: 0.03).
 DEFAULTS = {"steps": 300, "sft_steps": 2000, "eval_samples": 32, "output_dir": "runs/lad_trl"}
 QUICK = {"steps": 4, "sft_steps": 200, "eval_samples": 2, "output_dir": "runs/quick/lad_trl"}
-
-
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its error message
-    return parse
 
 
 def parse_args(argv=None):
@@ -393,23 +379,23 @@ def parse_args(argv=None):
     p.add_argument("--loss", nargs="+", choices=["lad", "grpo"], default=["lad"],
                    help="lad, grpo (TRL's own GRPO loss) or both, each from the same start (lad)")
     p.add_argument("--seed", nargs="+", type=int, default=[0], help="one or more seeds, run one after another (0)")
-    p.add_argument("--eta", type=positive(float), default=0.25, help="LAD temperature (0.25: the paper's 1/eta = 4)")
+    p.add_argument("--eta", type=number(float, above=0), default=0.25, help="LAD temperature (0.25: the paper's 1/eta = 4)")
     p.add_argument("--divergence", choices=sorted(DIVERGENCES), default="js", help="LAD's f-divergence (js)")
     p.add_argument("--lad-ratio", choices=LAD_RATIOS, default="token", help="one ratio per token or per completion (token)")
-    p.add_argument("--steps", type=positive(int), default=None, help=f"optimiser steps ({default('steps')})")
-    p.add_argument("--group-size", type=positive(int), default=8, help="completions per prompt, G (8)")
-    p.add_argument("--prompts-per-step", type=positive(int), default=8, help="prompts per device and step (8)")
-    p.add_argument("--num-iterations", type=positive(int), default=1,
+    p.add_argument("--steps", type=number(int, low=1), default=None, help=f"optimiser steps ({default('steps')})")
+    p.add_argument("--group-size", type=number(int, low=1), default=8, help="completions per prompt, G (8)")
+    p.add_argument("--prompts-per-step", type=number(int, low=1), default=8, help="prompts per device and step (8)")
+    p.add_argument("--num-iterations", type=number(int, low=1), default=1,
                    help="optimiser steps on each sampled batch (1, TRL's default; with more, pi_old is the model "
                         "that sampled it)")
-    p.add_argument("--lr", type=positive(float), default=None, help="default: 1e-3 tiny model, 1e-6 hub model")
+    p.add_argument("--lr", type=number(float, above=0), default=None, help="default: 1e-3 tiny model, 1e-6 hub model")
     p.add_argument("--sft-steps", type=int, default=None,
                    help=f"warm-start steps of the tiny model ({default('sft_steps')})")
-    p.add_argument("--max-completion-length", type=positive(int), default=None,
+    p.add_argument("--max-completion-length", type=number(int, low=1), default=None,
                    help="default: 6 tiny model (SumTask's longest answer), 16 hub model")
-    p.add_argument("--eval-samples", type=positive(int), default=None,
+    p.add_argument("--eval-samples", type=number(int, low=1), default=None,
                    help=f"samples per held-out prompt, before and after training ({default('eval_samples')})")
-    p.add_argument("--threads", type=positive(int), default=1, help="torch CPU threads (1)")
+    p.add_argument("--threads", type=number(int, low=1), default=1, help="torch CPU threads (1)")
     p.add_argument("--output-dir", default=None,
                    help=f"the trained models go to OUTPUT_DIR/LOSS-seedSEED ({default('output_dir')})")
     p.add_argument("--metrics-json", default=None, help="write the settings and each run's numbers to this file")
@@ -536,12 +522,6 @@ def machine() -> dict:
     return {**versions, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu}
 
 
-def repository_relative(path):
-    """A path as the repository sees it (committed metrics never hold a machine's own folders)."""
-    absolute = Path(path).resolve()
-    return str(absolute.relative_to(REPOSITORY)) if absolute.is_relative_to(REPOSITORY) else str(path)
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -555,8 +535,8 @@ def main(argv=None):
             runs.append(train_and_evaluate(trainer, args, seed, loss))
     summary = summarise(runs, args.loss)
     if args.metrics_json:
-        settings = dict(vars(args), output_dir=repository_relative(args.output_dir),
-                        metrics_json=repository_relative(args.metrics_json))
+        settings = dict(vars(args), output_dir=repository_path(args.output_dir),
+                        metrics_json=repository_path(args.metrics_json))
         metrics = {"settings": settings, "machine": machine(), "summary": summary, "runs": runs}
         path = write_metrics_json(args.metrics_json, metrics)
         print(f"metrics written to {path}")

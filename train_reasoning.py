@@ -46,7 +46,7 @@ from evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_probabilities, 
 from grpo_loss import group_advantages
 from kl_penalty import KL_ESTIMATORS
 from lad_loss import DIVERGENCES
-from plots import output_path_problem, write_metrics_json
+from plots import number, output_path_problem, repository_path, write_metrics_json
 from plots.reasoning import draw_answers, draw_training
 from sft import train_sft
 from tiny_lm import GPT
@@ -289,22 +289,6 @@ def summarise_seed(task: SumTask, args: Args, seed: int, sft_path: Path, runs: d
 # Command line: every check happens here, before any training.
 # ---------------------------------------------------------------------------------------------
 
-def number(cast, low=None, above=None, below=None):
-    """An argparse type: a finite number of type `cast`, >= low, > above, < below (those given).
-    argparse turns the error into one line that names the flag, and exit status 2."""
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-        bounds = [(low, lambda v, b: v >= b, ">="), (above, lambda v, b: v > b, ">"), (below, lambda v, b: v < b, "<")]
-        if not math.isfinite(value) or any(b is not None and not ok(value, b) for b, ok, _ in bounds):
-            rule = " and ".join(f"{sign} {b}" for b, _, sign in bounds if b is not None)
-            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + rule if rule else ''}, got {text}")
-        return value
-    return parse
-
-
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each flag's default, except where it is None: those help texts say it in words."""
 
@@ -405,7 +389,8 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     results = [summarise_seed(task, args, seed, path, {m: next(runs) for m in args.methods})
                for seed, path in zip(args.seed, sft_paths)]
     metrics = aggregate_seeds(results, args.methods)
-    metrics["settings"] = {**asdict(args), "n_train_prompts": len(task.train_n), "heldout_n": task.heldout_n,
+    paths = {k: repository_path(getattr(args, k)) for k in ("out_dir", "metrics_json", "run_dir")}
+    metrics["settings"] = {**asdict(args), **paths, "n_train_prompts": len(task.train_n), "heldout_n": task.heldout_n,
                            "n_params": results[0]["sft_model"].num_params()}
     print_summary(metrics, args.seed, args.eval_samples, args.match_accuracy, len(task.heldout_n))
 

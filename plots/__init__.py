@@ -17,14 +17,18 @@ in CI. Usage:
     plot_distribution(ax, target, {"lad": pi_lad, "grpo": pi_grpo})
     save_figure(fig, "plots/example.png")
 
-The scripts' output files go through three more helpers: `output_path_problem(path, kind)` says, before
+The scripts' command lines share two checks and their outputs two helpers: `number(cast, ...)` is an
+argparse type for a finite number in a range (a bad value is a one-line error naming its flag),
+`output_path_problem(path, kind)` says, before
 any training, why a figure, metrics file or folder could not be written (so a bad path is a one-line
-command-line error, not a traceback at the end of a long run), `write_metrics_json(path, metrics)`
+command-line error, not a traceback at the end of a long run); `write_metrics_json(path, metrics)`
 writes the metrics, and `repository_path(path)` is how a metrics file records a path: relative to
 the repository when the path lies inside it, so that a committed file names the command's outputs
 the same way on every clone.
 """
+import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -255,6 +259,22 @@ def output_path_problem(path, kind: str = "file") -> str | None:
 
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def number(cast, low=None, above=None, below=None):
+    """An argparse type: a finite number of type `cast`, >= low, > above, < below (those given).
+    argparse turns the error into one line that names the flag, and exit status 2."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+        bounds = [(low, lambda v, b: v >= b, ">="), (above, lambda v, b: v > b, ">"), (below, lambda v, b: v < b, "<")]
+        if not math.isfinite(value) or any(b is not None and not ok(value, b) for b, ok, _ in bounds):
+            rule = " and ".join(f"{sign} {b}" for b, _, sign in bounds if b is not None)
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + rule if rule else ''}, got {text}")
+        return value
+    return parse
 
 
 def repository_path(path) -> str | None:

@@ -495,12 +495,11 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_loss(tmp_path):
     assert alone == [runs[3]]
 
 
-def test_metrics_record_paths_inside_the_repository_relative_to_it(tmp_path, monkeypatch):
-    """A committed metrics file must not hold one machine's folders."""
-    assert lad_trl.repository_relative(REPOSITORY / "plots" / "lad_trl_metrics.json") == "plots/lad_trl_metrics.json"
-    monkeypatch.chdir(REPOSITORY / "plots")
-    assert lad_trl.repository_relative("../runs/lad_trl") == "runs/lad_trl"
-    assert lad_trl.repository_relative(tmp_path / "m.json") == str(tmp_path / "m.json")  # outside: as given
+@pytest.mark.parametrize("name", ["lad_trl_metrics.json", "lad_trl_metrics_no_avx.json"])
+def test_committed_metrics_record_paths_relative_to_the_repository(name):
+    """A committed metrics file must not hold one machine's folders (plots.repository_path)."""
+    settings = json.loads((REPOSITORY / "plots" / name).read_text())["settings"]
+    assert (settings["metrics_json"], settings["output_dir"]) == (f"plots/{name}", "runs/lad_trl")
 
 
 @pytest.mark.parametrize("name,cpu_capability", [("lad_trl_metrics.json", "AVX2"), ("lad_trl_metrics_no_avx.json", "DEFAULT")])
