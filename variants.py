@@ -70,10 +70,10 @@ Every loss is a sum over the batch divided by its number of completion tokens (a
 """
 import torch
 
-from grpo_loss import grpo_loss
 from cov_loss import clip_cov_loss, kl_cov_loss
 from entadv_loss import entadv_loss
 from flowrl_loss import flowrl_loss
+from grpo_loss import grpo_loss
 from kl_penalty import kl_penalty
 from lad_loss import get_divergence, lad_loss
 
