@@ -14,9 +14,11 @@ the ratio measured against its own target exp(A/eta), where f is a convex functi
 f-divergences) and f' is increasing. At ratio 1 the weight -f'(exp(-A/eta)) is large for a good
 response and small or negative for a bad one, like an advantage. Unlike PPO's constant A, it falls
 as the ratio grows and, for the generators with f'(1) = 0 (the paper's Jensen-Shannon among them),
-passes through zero exactly when the ratio reaches exp(A/eta): a response that already has the
-probability its advantage earns is no longer pushed, and one that overshoots is pushed back. No clip
-is needed. `python -m plots.gradient_weights` draws this weight against the ratio for each divergence,
+passes through zero exactly when the ratio reaches exp(A/eta), the unnormalised target: a response
+beyond it is pushed back, and no clip is needed. (Where the loss is minimised every response has the
+same x = 1/Z instead, Z = E_{pi_old}[exp(A/eta)], and the same weight -f'(1/Z): below the gradient.
+With one update per sampled batch the ratio is exactly 1 when the gradient is taken, and LAD is
+REINFORCE with the shaped advantage -f'(exp(-A/eta)).) `python -m plots.gradient_weights` draws this weight against the ratio for each divergence,
 beside GRPO's clipped one, from autograd on the two losses (plots/gradient_weights.png). The rest of
 the lesson says where the target exp(A/eta) comes from and why matching it is the right goal.
 
@@ -42,8 +44,8 @@ pi_theta / pi_old is proportional to exp(A/eta), i.e. pi_theta is the target pol
 pi* = pi_old * exp(A/eta) / Z. P_A leaves pi_old out (it is the target of the ratio pi/pi_old, not
 of the policy); pi* is the policy, and it is what every figure draws as "the target pi*" (with a
 uniform pi_old, as in the bandit, the two coincide). GRPO only climbs towards higher advantage and,
-step after step, piles all the mass on one response. LAD instead *matches* P_A: every response keeps
-the probability that its advantage earns.
+step after step, piles all the mass on one response. LAD instead *matches* P_A: at its optimum every
+response has pi_old's probability times its own exp(A/eta), normalised.
 
 Lemma 3.2: a practical objective with the same minimiser
 --------------------------------------------------------
