@@ -42,6 +42,7 @@ def supervised_warm_start(
     batch_size: int,
     lr: float,
     seed: int,
+    weight_decay: float = 0.0,
     progress: bool = False,
     desc: str = "SFT",
 ) -> float:
@@ -50,10 +51,11 @@ def supervised_warm_start(
     data: (prompts [n, prompt_len], completions [n, tokens], mask [n, tokens], weight [n]), as
     SumTask.sft_data returns it; each step draws batch_size examples with probability `weight`, with
     replacement, from a generator seeded with `seed` (the same seed draws the same batches).
+    weight_decay: AdamW's (the GPT chapter uses none; lad_trl.py's demo AdamW's default, 0.01).
     """
     prompts, completions, mask, weight = data
     generator = torch.Generator(device=weight.device).manual_seed(seed)
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     loss = torch.tensor(float("nan"))
     for _ in tqdm(range(steps), desc=desc, leave=False, disable=not progress):
         i = torch.multinomial(weight, batch_size, replacement=True, generator=generator)
