@@ -201,11 +201,12 @@ def animate_distributions(target, frames: dict, steps, path, fps: int = 12, titl
     return path
 
 
-def save_figure(fig, path) -> Path:
-    """Write `fig` to `path` (parent folders created), then close it to free memory."""
+def save_figure(fig, path, rect=None) -> Path:
+    """Write `fig` to `path` (parent folders created), then close it to free memory. rect: the part of
+    the figure (left, bottom, right, top, in 0..1) the axes may fill, leaving room for a figure legend."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from plots import output_path_problem, plot_curves, plot_distribution, save_figure
+from plots import color_for, output_path_problem, plot_curves, plot_distribution, save_figure
 
 
 def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:
@@ -121,32 +121,38 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     and "curves" (per seed, variant -> history). One curve per (file, variant), mean +- std over its
     seeds, labelled by the settings that differ between the files. The goal is drawn dashed."""
     varied = [k for k in STUDY_SETTINGS if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
-    fig, axes = plt.subplots(1, 3, figsize=(18, 5.2))
-    styles = ["-", "--", "-.", ":"]
+    # The colour says the variant (as in every figure), the line style says the file: the settings it
+    # changes, so that a run of one variant under several settings reads as one family of lines.
+    styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+    keys = ["tv_to_target", "tv_shape", "exact_accuracy"]
+    curves, colors, linestyles = {key: {} for key in keys}, {}, {}
     for i, study in enumerate(studies):
         for variant in study["curves"][0]:
             label = ", ".join([variant] + [STUDY_SETTINGS[k].format(study["settings"][k]) for k in varied])
+            colors[label], linestyles[label] = color_for(variant), styles[i % len(styles)]
             evals = [seed[variant]["evals"] for seed in study["curves"]]
             x = [e["iteration"] for e in evals[0]]
-            for ax, key in zip(axes, ["tv_to_target", "tv_shape", "exact_accuracy"]):
+            for key in keys:
                 values = np.array([[e[key] for e in run] for run in evals])
-                plot_curves(ax, {label: (x, values.mean(0), values.std(0))})
-                ax.lines[-1].set_linestyle(styles[i % len(styles)])
+                curves[key][label] = (x, values.mean(0), values.std(0))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.6))
     titles = [("TV(pi, pi*), exact", "held-out distance to pi*"),
               ("TV(pi(. | correct), pi*(. | correct))", "the shape part of it"),
               ("P(correct), exact", "held-out accuracy")]
-    for ax, (ylabel, title), goal in zip(axes, titles, [goal_tv, None, goal_accuracy]):
+    for ax, key, (ylabel, title), goal in zip(axes, keys, titles, [goal_tv, None, goal_accuracy]):
+        plot_curves(ax, curves[key], colors=colors, linestyles=linestyles)
+        ax.get_legend().remove()
         if goal is not None:
             ax.axhline(goal, color="black", linestyle=":", linewidth=1)
         ax.set(xlabel="RL iteration", ylabel=ylabel, title=title)
     axes[0].set_yscale("log")
     readable_log_ticks(axes[0])
-    for ax in axes[1:]:
-        ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     seeds = sorted({len(s["curves"]) for s in studies})
     fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} seed(s); "
                  f"dotted: the goal, TV <= {goal_tv:g} with P(correct) >= {goal_accuracy:g}", fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, rect=(0, 0.04 * ((len(labels) + 3) // 4), 1, 0.97))
 
 
 def main(argv=None) -> None:

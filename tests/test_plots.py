@@ -16,6 +16,7 @@ from lad_loss import DIVERGENCES, lad_loss, reduce_loss
 from plots import gradient_weights
 from plots import (METHOD_COLORS, color_for, output_path_problem, plot_curves, plot_distribution, repository_path,
                    save_figure, write_metrics_json)
+import plots.reasoning
 from plots.bandit import run_styles
 
 
@@ -249,3 +250,38 @@ def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path
     with pytest.raises(SystemExit) as info:
         gradient_weights.main(["--figure", str(figure / "under_a_file.png")])
     assert info.value.code == 2 and "--figure" in capsys.readouterr().err
+
+
+def _long_study(advantages, seeds, variants=("grpo-kl", "lad-kl")):
+    """A metrics dict shaped like train_reasoning.py's, with two evaluations per run."""
+    settings = {"advantages": advantages, "lad_ratio": "sequence", "kl_estimator": "k2", "lr": 2e-4,
+                "group_size": 8, "prompts_per_iteration": 32, "minibatches": 1}
+    run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0, "exact_accuracy": 0.3},
+                                {"iteration": 50, "tv_to_target": tv, "tv_shape": tv / 2, "exact_accuracy": 0.6}]}
+    return {"settings": settings, "curves": [{v: run(0.2 + 0.1 * s + 0.01 * i) for i, v in enumerate(variants)}
+                                             for s in range(seeds)]}
+
+
+def test_long_runs_colour_the_variant_style_the_file_and_label_what_differs(tmp_path, monkeypatch):
+    """A line per (file, variant), mean over its seeds, named by the setting that tells the files apart:
+    a label without it, or a style per variant instead of per file, makes two studies unreadable."""
+    figures = []
+    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path, rect=None: figures.append(fig))
+    plots.reasoning.draw_long_runs([_long_study("sft", 1), _long_study("group", 3)], "unused.png")
+    lines = {line.get_label(): line for line in figures[0].axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"grpo-kl, A sft", "lad-kl, A sft", "grpo-kl, A group", "lad-kl, A group"}
+    assert lines["lad-kl, A sft"].get_color() == lines["lad-kl, A group"].get_color() == METHOD_COLORS["lad-kl"]
+    assert lines["lad-kl, A sft"].get_linestyle() == lines["grpo-kl, A sft"].get_linestyle()
+    assert lines["lad-kl, A sft"].get_linestyle() != lines["lad-kl, A group"].get_linestyle()
+    assert np.allclose(lines["grpo-kl, A group"].get_ydata(), [0.7, 0.3])  # 0.2, 0.3, 0.4 over three seeds
+    plt.close(figures[0])
+
+
+def test_the_long_run_command_writes_its_figure_and_refuses_a_missing_file(tmp_path, capsys):
+    study = tmp_path / "long.json"
+    study.write_text(json.dumps(_long_study("sft", 2)))
+    plots.reasoning.main([str(study), "--figure", str(tmp_path / "long.png")])
+    assert (tmp_path / "long.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit) as info:
+        plots.reasoning.main([str(tmp_path / "missing.json"), "--figure", str(tmp_path / "x.png")])
+    assert info.value.code == 2 and "missing.json" in capsys.readouterr().err
