@@ -119,7 +119,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     """TV to pi*, its shape part and P(correct) over training, for several runs of train_reasoning.py.
     studies: metrics dicts as train_reasoning.py writes them (--metrics-json), each with "settings"
     and "curves" (per seed, variant -> history). One curve per (file, variant), mean +- std over its
-    seeds, labelled by the settings that differ between the files. The goal is drawn dashed."""
+    seeds, labelled by the settings that differ between the files. The goal is drawn dotted."""
     varied = [k for k in STUDY_SETTINGS if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
     # The colour says the variant (as in every figure), the line style says the file: the settings it
     # changes, so that a run of one variant under several settings reads as one family of lines.
