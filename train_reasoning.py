@@ -103,7 +103,7 @@ class Args:
         if self.kl_coef is None:
             self.kl_coef = self.eta  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
         if self.flowrl_beta is None:
-            self.flowrl_beta = 1 / self.eta  # FlowRL's temperature per unit of r_hat is LAD's
+            self.flowrl_beta = 1 / self.eta  # LAD's temperature per unit of r_hat; not pi*: see variants.py
 
 
 # ---------------------------------------------------------------------------------------------

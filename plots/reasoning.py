@@ -129,6 +129,8 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     for i, study in enumerate(studies):
         for variant in study["curves"][0]:
             label = ", ".join([variant] + [STUDY_SETTINGS[k].format(study["settings"][k]) for k in varied])
+            if label in colors:  # the files differ only in settings a label does not name: keep both
+                label += f" (file {i + 1})"
             colors[label], linestyles[label] = color_for(variant), styles[i % len(styles)]
             evals = [seed[variant]["evals"] for seed in study["curves"]]
             x = [e["iteration"] for e in evals[0]]

@@ -285,3 +285,14 @@ def test_the_long_run_command_writes_its_figure_and_refuses_a_missing_file(tmp_p
     with pytest.raises(SystemExit) as info:
         plots.reasoning.main([str(tmp_path / "missing.json"), "--figure", str(tmp_path / "x.png")])
     assert info.value.code == 2 and "missing.json" in capsys.readouterr().err
+
+
+def test_long_runs_that_differ_only_in_an_unnamed_setting_are_both_drawn(monkeypatch):
+    """Two files whose labels would be the same (here: identical settings) once drew one line, the
+    second file overwriting the first."""
+    figures = []
+    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path, rect=None: figures.append(fig))
+    plots.reasoning.draw_long_runs([_long_study("sft", 1, ("lad-kl",)), _long_study("sft", 2, ("lad-kl",))], "x.png")
+    labels = [line.get_label() for line in figures[0].axes[0].get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["lad-kl", "lad-kl (file 2)"]
+    plt.close(figures[0])
