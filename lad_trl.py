@@ -379,18 +379,19 @@ def parse_args(argv=None):
                    help="a hub model name or a local folder (GPU); default: the tiny model, offline")
     p.add_argument("--loss", nargs="+", choices=["lad", "grpo"], default=["lad"],
                    help="lad, grpo (TRL's own GRPO loss) or both, each from the same start (lad)")
-    p.add_argument("--seed", nargs="+", type=int, default=[0], help="one or more seeds, run one after another (0)")
+    p.add_argument("--seed", nargs="+", type=number(int, low=0), default=[0], help="one or more seeds, run one after another (0)")
     p.add_argument("--eta", type=number(float, above=0), default=0.25, help="LAD temperature (0.25: the paper's 1/eta = 4)")
     p.add_argument("--divergence", choices=sorted(DIVERGENCES), default="js", help="LAD's f-divergence (js)")
     p.add_argument("--lad-ratio", choices=LAD_RATIOS, default="token", help="one ratio per token or per completion (token)")
     p.add_argument("--steps", type=number(int, low=1), default=None, help=f"optimiser steps ({default('steps')})")
-    p.add_argument("--group-size", type=number(int, low=1), default=8, help="completions per prompt, G (8)")
+    p.add_argument("--group-size", type=number(int, low=2), default=8,
+                   help="completions per prompt, G, at least 2: advantages are relative to the group (8)")
     p.add_argument("--prompts-per-step", type=number(int, low=1), default=8, help="prompts per device and step (8)")
     p.add_argument("--num-iterations", type=number(int, low=1), default=1,
                    help="optimiser steps on each sampled batch (1, TRL's default; with more, pi_old is the model "
                         "that sampled it)")
     p.add_argument("--lr", type=number(float, above=0), default=None, help="default: 1e-3 tiny model, 1e-6 hub model")
-    p.add_argument("--sft-steps", type=int, default=None,
+    p.add_argument("--sft-steps", type=number(int, low=0), default=None,
                    help=f"warm-start steps of the tiny model ({default('sft_steps')})")
     p.add_argument("--max-completion-length", type=number(int, low=1), default=None,
                    help="default: 6 tiny model (SumTask's longest answer), 16 hub model")
@@ -406,10 +407,8 @@ def parse_args(argv=None):
     for name in DEFAULTS:  # an explicit flag wins over --quick
         if getattr(args, name) is None:
             setattr(args, name, (QUICK if args.quick else DEFAULTS)[name])
-    if args.group_size < 2:
-        p.error(f"argument --group-size: must be >= 2 (advantages are relative to the group), got {args.group_size}")
-    if args.sft_steps < 0:
-        p.error(f"argument --sft-steps: must be >= 0, got {args.sft_steps}")
+    if len(set(args.seed)) != len(args.seed):  # a repeated seed would write the same LOSS-seedSEED folder twice
+        p.error(f"argument --seed: values must be distinct, got {' '.join(map(str, args.seed))}")
     for flag, path, kind in [("--output-dir", args.output_dir, "dir"), ("--metrics-json", args.metrics_json, "file")]:
         problem = path is not None and output_path_problem(path, kind)
         if problem:

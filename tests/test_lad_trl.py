@@ -404,6 +404,8 @@ def test_the_command_turns_dropout_off(tmp_path):
         (["--threads", "0"], "--threads"),
         (["--loss", "ppo"], "--loss"),
         (["--seed", "one"], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", "0", "0"], "--seed"),
         (["--output-dir", "lad_trl.py"], "--output-dir"),  # a regular file, not a folder
         (["--output-dir", "lad_trl.py/run"], "--output-dir"),  # under a regular file
         (["--metrics-json", "plots"], "--metrics-json"),  # a folder, not a file
