@@ -52,16 +52,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bandit_ablations import ABLATIONS, ablation_runs
-from bandit_task import (N_ARMS, advantage_std, bandit_advantages, std_at_target, summarize, target_policy,
-                         uniform_policy)
-from cov_loss import clip_cov_loss, kl_cov_loss
-from entadv_loss import entadv_loss
-from evaluation import entropy, total_variation
-from flowrl_loss import flowrl_loss
+from bandit_study.ablations import ABLATIONS, ablation_runs
+from bandit_study.task import (N_ARMS, advantage_std, bandit_advantages, entropy, std_at_target, summarize,
+                               target_policy, total_variation, uniform_policy)
+from baselines.cov_loss import clip_cov_loss, kl_cov_loss
+from baselines.entadv_loss import entadv_loss
+from baselines.flowrl_loss import flowrl_loss
 from grpo_loss import group_advantages, grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
-from plots import animate_distributions, output_path_problem, repository_path, write_metrics_json
+from cli.outputs import output_path_problem, repository_path, write_metrics_json
+from plots import animate_distributions
 from plots.bandit import draw_runs, figure_title
 
 # lad_loss forms exp(A/eta) (only x = ratio / exp(A/eta) is never formed), so A/eta must stay inside

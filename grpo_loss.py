@@ -22,12 +22,73 @@ estimator of the GRPO paper, exp(logp_ref - logp) - (logp_ref - logp) - 1 (kl_pe
 Its value estimates KL(pi_theta || pi_ref), but as a loss its gradient follows KL(pi_ref || pi_theta):
 kl_penalty.py explains the difference and offers k2, whose gradient follows KL(pi_theta || pi_ref).
 
-Shapes, masks and reductions follow lad_loss.py, whose helpers this file reuses.
+Shapes, masks and reductions: prepare_inputs and reduce_loss below, which every loss of the
+tutorial (LAD and the other baselines too) shares.
 """
 import torch
 
 from kl_penalty import k3_penalty
-from lad_loss import prepare_inputs, reduce_loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, masks and reductions, shared by every loss of the tutorial: lad_loss.py and the
+# baselines import these two helpers instead of keeping a copy.
+# ---------------------------------------------------------------------------------------------
+
+REDUCTIONS = ("mean", "none", "sum")
+
+
+def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
+    """Check shapes, masks and the reduction; return (logp, logp_old, advantages, mask) ready to use.
+
+    Sequence level: logp, logp_old, advantages all [batch].
+    Token level:    logp, logp_old [batch, tokens]; advantages [batch] (one per sequence, broadcast
+                    over its tokens) or [batch, tokens]; mask [batch, tokens].
+
+    The returned advantages have the shape of logp, and the mask is boolean (or None). Masked
+    positions of logp and logp_old are replaced by 0: whatever a padding position holds (even
+    log 0 = -inf) then cannot turn into inf or NaN in the loss or, worse, in the gradient.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+    if logp_old.shape != logp.shape:
+        raise ValueError(f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}")
+    if logp.dim() == 2 and advantages.dim() == 1:
+        advantages = advantages.unsqueeze(-1)  # [batch] -> [batch, 1]: the same value for every token
+    try:
+        shape = torch.broadcast_shapes(advantages.shape, logp.shape)
+    except RuntimeError:
+        shape = None
+    if shape != logp.shape:
+        raise ValueError(
+            f"advantages must have shape [batch] or the shape of logp {tuple(logp.shape)}, "
+            f"got {tuple(advantages.shape)}"
+        )
+    advantages = advantages.expand_as(logp)
+    if mask is not None:
+        if mask.shape != logp.shape:
+            raise ValueError(f"mask must have the shape of logp {tuple(logp.shape)}, got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
+        logp = torch.where(mask, logp, torch.zeros_like(logp))
+        logp_old = torch.where(mask, logp_old, torch.zeros_like(logp_old))
+    return logp, logp_old, advantages, mask
+
+
+def reduce_loss(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    """Zero the masked elements and reduce.
+
+    "mean" averages over the unmasked elements of the whole batch (a token-level mean: long answers
+    weigh more, as in DAPO), "sum" adds them, "none" returns `loss` with masked elements set to 0.
+    """
+    if mask is not None:
+        loss = torch.where(mask, loss, torch.zeros_like(loss))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    count = loss.numel() if mask is None else mask.sum().clamp(min=1)
+    return loss.sum() / count
+
 
 
 def group_advantages(

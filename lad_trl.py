@@ -101,10 +101,11 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
-from arithmetic import SumTask
+from reasoning.arithmetic import SumTask
 from lad_loss import DIVERGENCES, get_divergence, lad_loss
-from plots import number, output_path_problem, repository_path, write_metrics_json
-from sft import supervised_warm_start
+from cli.outputs import output_path_problem, repository_path, write_metrics_json
+from cli.settings import number
+from reasoning.sft import supervised_warm_start
 
 LAD_RATIOS = ("token", "sequence")
 

@@ -39,18 +39,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from arithmetic import SumTask
-from evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_probabilities, diversity_frontier, evaluate,
+from reasoning.arithmetic import SumTask
+from reasoning.evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_probabilities, diversity_frontier, evaluate,
                         exact_metrics, large_group_advantages, largest_accuracy_drop, print_summary, targets_of,
                         tv_to_target)
 from grpo_loss import group_advantages
 from kl_penalty import KL_ESTIMATORS
 from lad_loss import DIVERGENCES
-from plots import number, output_path_problem, repository_path, write_metrics_json
+from cli.outputs import output_path_problem, repository_path, write_metrics_json
+from cli.settings import number
 from plots.reasoning import draw_answers, draw_training
-from sft import train_sft
+from reasoning.sft import train_sft
 from tiny_lm import GPT
-from variants import BASELINES, METHODS, USES_REFERENCE, variant_loss
+from reasoning.variants import BASELINES, METHODS, USES_REFERENCE, variant_loss
 
 # What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
 QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prompts_per_iteration": 16,

@@ -32,7 +32,8 @@ import torch
 
 from grpo_loss import grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
-from plots import DIVERGENCE_COLORS, METHOD_COLORS, output_path_problem, save_figure
+from cli.outputs import output_path_problem
+from plots import DIVERGENCE_COLORS, METHOD_COLORS, save_figure
 
 # The paper's temperature, and advantages of the size group normalisation gives. With 1/eta = 4,
 # A = +-0.5 puts LAD's targets at ratios e^2 = 7.4 and e^-2 = 0.14, inside the plotted range.

@@ -18,7 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from plots import color_for, output_path_problem, plot_curves, plot_distribution, save_figure
+from cli.outputs import output_path_problem
+
+from plots import color_for, plot_curves, plot_distribution, save_figure
 
 
 def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:

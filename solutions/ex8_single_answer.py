@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import train_reasoning
-from arithmetic import SumTask
+from reasoning.arithmetic import SumTask
 
 
 class SingleAnswerTask(SumTask):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bandit
-import bandit_task
+from bandit_study import task as bandit_task
 
 
 def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
@@ -298,7 +298,7 @@ def test_flowrl_on_the_normalised_reward_reaches_pi_star_when_the_group_is_large
     """The README's account of FlowRL's flatter end point in the bandit: with the group's mean and std
     replaced by the policy's own (a group of infinite size), beta = std_{pi*}(A) / eta makes pi* the
     fixed point, and log Z reaches its true value there."""
-    from flowrl_loss import flowrl_loss
+    from baselines.flowrl_loss import flowrl_loss
 
     pi_0 = bandit_task.uniform_policy().double()
     advantages = bandit_task.bandit_advantages(bandit_task.uniform_policy()).double()

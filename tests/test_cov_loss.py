@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cov_loss import (CLIP_COV_SHARE, KL_COV_SHARE, clip_cov_loss, clip_cov_selection, kl_cov_loss, kl_cov_selection,
+from baselines.cov_loss import (CLIP_COV_SHARE, KL_COV_SHARE, clip_cov_loss, clip_cov_selection, kl_cov_loss, kl_cov_selection,
                       selected_count, token_covariance)
 from grpo_loss import grpo_loss
 

@@ -3,7 +3,7 @@ entropy held constant, masks and shapes, bad input, and its end point on a one-d
 import pytest
 import torch
 
-from entadv_loss import entadv_loss, entropy_advantages
+from baselines.entadv_loss import entadv_loss, entropy_advantages
 from grpo_loss import grpo_loss
 
 

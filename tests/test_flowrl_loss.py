@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flowrl_loss import flowrl_loss
+from baselines.flowrl_loss import flowrl_loss
 
 
 def test_hand_computed_value_at_the_token_level_with_a_mask():

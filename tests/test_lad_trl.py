@@ -29,7 +29,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import split_tensor_dict
 
 import lad_trl
-from arithmetic import SumTask
+from reasoning.arithmetic import SumTask
 from lad_loss import lad_loss
 
 TASK = SumTask()
@@ -499,7 +499,7 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_loss(tmp_path):
 
 @pytest.mark.parametrize("name", ["lad_trl_metrics.json", "lad_trl_metrics_no_avx.json"])
 def test_committed_metrics_record_paths_relative_to_the_repository(name):
-    """A committed metrics file must not hold one machine's folders (plots.repository_path)."""
+    """A committed metrics file must not hold one machine's folders (cli.outputs.repository_path)."""
     settings = json.loads((REPOSITORY / "plots" / name).read_text())["settings"]
     assert (settings["metrics_json"], settings["output_dir"]) == (f"plots/{name}", "runs/lad_trl")
 

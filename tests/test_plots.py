@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+import cli.outputs
 import plots
 from grpo_loss import grpo_loss
-from lad_loss import DIVERGENCES, lad_loss, reduce_loss
+from grpo_loss import reduce_loss
+from lad_loss import DIVERGENCES, lad_loss
 from plots import gradient_weights
-from plots import (METHOD_COLORS, color_for, output_path_problem, plot_curves, plot_distribution, repository_path,
-                   save_figure, write_metrics_json)
+from cli.outputs import REPOSITORY, output_path_problem, repository_path, write_metrics_json
+from plots import METHOD_COLORS, color_for, plot_curves, plot_distribution, save_figure
 import plots.reasoning
 from plots.bandit import run_styles
 
@@ -155,7 +157,7 @@ def test_a_folder_this_user_may_not_write_to_is_a_problem(tmp_path, monkeypatch)
     folder = tmp_path / "read_only"
     folder.mkdir()
     (folder / "m.json").write_text("{}")
-    monkeypatch.setattr(plots.os, "access", lambda path, mode: not str(path).startswith(str(folder)))
+    monkeypatch.setattr(cli.outputs.os, "access", lambda path, mode: not str(path).startswith(str(folder)))
     assert "may not" in output_path_problem(folder / "new.json")
     assert "may not" in output_path_problem(folder / "deeper" / "new.json")
     assert "may not" in output_path_problem(folder / "m.json")
@@ -171,10 +173,10 @@ def test_unknown_output_kind_is_a_value_error():
 def test_metrics_files_record_paths_inside_the_repository_relative_to_it(tmp_path, monkeypatch):
     """Committed metrics files held absolute temporary paths, which name nothing on another clone."""
     assert repository_path("plots/bandit.png") == "plots/bandit.png"
-    assert repository_path(plots.REPOSITORY / "plots" / "x.json") == os.path.join("plots", "x.json")
+    assert repository_path(REPOSITORY / "plots" / "x.json") == os.path.join("plots", "x.json")
     monkeypatch.chdir(tmp_path)  # a relative path is read from the working directory, as the scripts do
     assert repository_path("m.json") == str(tmp_path / "m.json")
-    assert repository_path(plots.REPOSITORY / "runs" / ".." / "plots" / "y.png") == os.path.join("plots", "y.png")
+    assert repository_path(REPOSITORY / "runs" / ".." / "plots" / "y.png") == os.path.join("plots", "y.png")
     assert repository_path(None) is None
 
 

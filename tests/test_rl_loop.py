@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import evaluation
+from reasoning import evaluation
 import train_reasoning as tr
-from arithmetic import SumTask
+from reasoning.arithmetic import SumTask
 from grpo_loss import group_advantages
 from tiny_lm import GPT, GPTConfig
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import train_reasoning as tr
 from grpo_loss import group_advantages
 from lad_loss import lad_loss
-from variants import BASELINES, METHODS, variant_loss
+from reasoning.variants import BASELINES, METHODS, variant_loss
 
 G = 4
 ETA = 0.25
@@ -154,9 +154,9 @@ def test_minibatches_keep_groups_whole_and_use_every_completion_once_per_pass(mi
 def test_each_baseline_is_its_loss_file_summed_and_divided_by_the_token_count():
     """The GPT runs the baselines through the same normalisation as the other variants; a variant that
     called another loss, dropped the entropy or the generator, or averaged otherwise would differ."""
-    from cov_loss import clip_cov_loss, kl_cov_loss
-    from entadv_loss import entadv_loss
-    from flowrl_loss import flowrl_loss
+    from baselines.cov_loss import clip_cov_loss, kl_cov_loss
+    from baselines.entadv_loss import entadv_loss
+    from baselines.flowrl_loss import flowrl_loss
 
     logp, batch = hand_made_batch(shift=0.3)
     mask, A, old = batch["mask"], batch["advantages"], batch["logp_old"]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-import bandit_task
+from bandit_study import task as bandit_task
 
 FLOAT32_EPS = torch.finfo(torch.float32).eps  # 1.2e-7: the relative spacing of float32 numbers
 

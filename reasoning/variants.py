@@ -72,9 +72,9 @@ Every loss is a sum over the batch divided by its number of completion tokens (a
 """
 import torch
 
-from cov_loss import clip_cov_loss, kl_cov_loss
-from entadv_loss import entadv_loss
-from flowrl_loss import flowrl_loss
+from baselines.cov_loss import clip_cov_loss, kl_cov_loss
+from baselines.entadv_loss import entadv_loss
+from baselines.flowrl_loss import flowrl_loss
 from grpo_loss import grpo_loss
 from kl_penalty import kl_penalty
 from lad_loss import get_divergence, lad_loss

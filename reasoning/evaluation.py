@@ -5,6 +5,7 @@ Every correct answer of a prompt can be enumerated (arithmetic.SumTask.valid_ans
 probability of each one is an exact sum of token log-probabilities, with no sampling noise:
 
     total_variation(p, q), entropy(p)       distance and spread, as every chapter reports them
+                                            (defined with the bandit, bandit_study/task.py)
     answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
     large_group_advantages(p)               A+ and A- of a prompt answered correctly with probability p
     answer_target(p_sft, eta)               pi* = pi_sft exp(A/eta) / Z over the correct answers and
@@ -29,18 +30,9 @@ import math
 import numpy as np
 import torch
 
-from arithmetic import SumTask
+from bandit_study.task import entropy, total_variation
+from reasoning.arithmetic import SumTask
 from tiny_lm import GPT
-
-
-def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """TV distance 1/2 sum |p - q| over the last dimension: 0 for equal distributions, 1 for disjoint ones."""
-    return 0.5 * (p - q).abs().sum(-1)
-
-
-def entropy(p: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in nats over the last dimension (0 log 0 = 0); differentiable, for a bonus too."""
-    return -(p * torch.log(p.clamp_min(1e-300 if p.dtype == torch.float64 else 1e-30))).sum(-1)
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 import torch
 from tqdm import tqdm
 
-from arithmetic import SumTask
+from reasoning.arithmetic import SumTask
 from tiny_lm import GPT, GPTConfig
 
 
@@ -79,7 +79,7 @@ def model_config(task: SumTask, args) -> GPTConfig:
 
 
 # The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
-SFT_CODE = ["sft.py", "tiny_lm.py", "arithmetic.py"]
+SFT_CODE = ["reasoning/sft.py", "tiny_lm.py", "reasoning/arithmetic.py"]  # from the repository root
 
 
 def sft_checkpoint_path(task: SumTask, args, seed: int) -> Path:
@@ -87,13 +87,13 @@ def sft_checkpoint_path(task: SumTask, args, seed: int) -> Path:
     them, the torch version and the thread count (a matrix product split over other threads rounds
     differently). The same key on the same machine gives the same weights, bit for bit.
     args: train_reasoning.Args (the model's size, the sft_* settings, threads, device, run_dir)."""
-    here = Path(__file__).parent
+    root = Path(__file__).resolve().parent.parent
     key = {
         "seed": seed, "config": asdict(model_config(task, args)), "device": torch.device(args.device).type,
         "task_class": type(task).__name__,
         "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
         **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")},
-        "code": [hashlib.sha1((here / name).read_bytes()).hexdigest() for name in SFT_CODE],
+        "code": [hashlib.sha1((root / name).read_bytes()).hexdigest() for name in SFT_CODE],
         "torch": torch.__version__,
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

@@ -75,8 +75,7 @@ import math
 
 import torch
 
-from grpo_loss import grpo_loss
-from lad_loss import prepare_inputs, reduce_loss
+from grpo_loss import grpo_loss, prepare_inputs, reduce_loss
 
 CLIP_COV_SHARE = 2e-4
 CLIP_COV_BAND = (1.0, 5.0)

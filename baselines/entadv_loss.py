@@ -49,8 +49,7 @@ import math
 
 import torch
 
-from grpo_loss import grpo_loss
-from lad_loss import prepare_inputs
+from grpo_loss import grpo_loss, prepare_inputs
 
 
 def entropy_advantages(advantages: torch.Tensor, entropy: torch.Tensor, alpha: float = 0.4,

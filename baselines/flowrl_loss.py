@@ -78,7 +78,7 @@ import math
 
 import torch
 
-from lad_loss import prepare_inputs, reduce_loss
+from grpo_loss import prepare_inputs, reduce_loss
 
 
 def flowrl_loss(
