@@ -72,7 +72,7 @@ Run it
 
 The task is arithmetic.py's SumTask (write N as a+b), its verifier is the reward, and the held-out
 prompts are evaluated before and after training. The tiny model gets a supervised warm start first
-(see `sft_warm_start`); with several losses, each starts from the same one. The models are saved to
+(see `hf_sft_warm_start`); with several losses, each starts from the same one. The models are saved to
 runs/lad_trl/LOSS-seedSEED/ (--output-dir). The logged `loss` is weighted by exp(A/eta): with
 eta = 0.25 and one right answer in a group of 8 (A/eta near 10) it is in the hundreds. Follow the
 reward, `lad/above_target` and the entropy, not its size.
@@ -105,7 +105,7 @@ from reasoning.arithmetic import SumTask
 from lad_loss import DIVERGENCES, get_divergence, lad_loss
 from cli.outputs import output_path_problem, repository_path, write_metrics_json
 from cli.settings import number
-from reasoning.sft import supervised_warm_start
+from reasoning.sft import sft_warm_start
 
 LAD_RATIOS = ("token", "sequence")
 
@@ -312,7 +312,7 @@ def tiny_model(vocab_size: int, end_token: int, seed: int) -> Qwen2ForCausalLM:
     return Qwen2ForCausalLM(config)
 
 
-def sft_warm_start(model, task: SumTask, steps: int, seed: int, lr: float = 3e-3, batch_size: int = 64):
+def hf_sft_warm_start(model, task: SumTask, steps: int, seed: int, lr: float = 3e-3, batch_size: int = 64):
     """Cross-entropy on SumTask's SFT data (correct answers and near misses, half each), with sft.py's
     routine, the one the GPT chapter uses.
 
@@ -330,7 +330,7 @@ def sft_warm_start(model, task: SumTask, steps: int, seed: int, lr: float = 3e-3
 
     model.train()
     # Weight decay 0.01, AdamW's default, is the setting the demo's warm start was chosen with (README).
-    return supervised_warm_start(completion_logprobs, model.parameters(), task.sft_data(correct_fraction=0.5),
+    return sft_warm_start(completion_logprobs, model.parameters(), task.sft_data(correct_fraction=0.5),
                                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, weight_decay=0.01)
 
 
@@ -433,7 +433,7 @@ def initial_model(args, task: SumTask, tokenizer, seed: int):
         return args.model
     model = tiny_model(len(tokenizer), tokenizer.eos_token_id, seed)
     if args.sft_steps:
-        loss = sft_warm_start(model, task, args.sft_steps, seed)
+        loss = hf_sft_warm_start(model, task, args.sft_steps, seed)
         print(f"seed {seed}: SFT warm start, {args.sft_steps} steps, final cross-entropy {loss:.3f}")
     return model
 

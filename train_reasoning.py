@@ -10,7 +10,7 @@ the alternative correct answers alive, and can any variant reach the target
 Lemma 3.1's trust-region step from the SFT policy? Among the correct answers pi* keeps the SFT
 policy's shape (every correct answer has the same A), and it moves almost all the mass onto them.
 The variants (grpo, lad, grpo-kl, lad-kl, lad-fixed), what each one's loss optimises and when the two
-losses differ at all are the subject of variants.py: read it first.
+losses differ at all are the subject of reasoning/methods.py: read it first.
 
 The pipeline, for each seed:
   1. SFT warm start (sft.py): cross-entropy on correct answers and near misses, cached under --run-dir.
@@ -49,9 +49,9 @@ from lad_loss import DIVERGENCES
 from cli.outputs import output_path_problem, repository_path, write_metrics_json
 from cli.settings import number
 from plots.reasoning import draw_answers, draw_training
-from reasoning.sft import train_sft
+from reasoning.sft import sft_checkpoint
 from tiny_lm import GPT
-from reasoning.variants import BASELINES, METHODS, USES_REFERENCE, variant_loss
+from reasoning.methods import BASELINES, METHODS, USES_REFERENCE, method_loss
 
 # What --quick shrinks, unless given explicitly; the full-run values are Args' defaults.
 QUICK = {"n_embd": 64, "sft_steps": 300, "sft_lr": 3e-3, "iterations": 12, "prompts_per_iteration": 16,
@@ -82,7 +82,7 @@ class Args:
     clip_eps: float = 0.2  # GRPO's trust region
     eta: float = 0.25  # LAD's trust-region temperature (the paper: 1/eta = 4)
     divergence: str = "js"  # LAD's f-divergence
-    lad_ratio: str = "sequence"  # "sequence" (Lemma 3.2's form) or "token": see variants.py
+    lad_ratio: str = "sequence"  # "sequence" (Lemma 3.2's form) or "token": see reasoning/methods.py
     kl_estimator: str = "k2"  # the -kl anchors' penalty: "k2" follows KL(pi || pi_sft), "k3" KL(pi_sft || pi)
     kl_coef: float | None = None  # beta of the -kl variants; None means eta (k2's optimum is then pi*)
     flowrl_beta: float | None = None  # FlowRL's inverse temperature; None means 1/eta, LAD's
@@ -104,7 +104,7 @@ class Args:
         if self.kl_coef is None:
             self.kl_coef = self.eta  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
         if self.flowrl_beta is None:
-            self.flowrl_beta = 1 / self.eta  # LAD's temperature per unit of r_hat; not pi*: see variants.py
+            self.flowrl_beta = 1 / self.eta  # LAD's temperature per unit of r_hat; not pi*: see reasoning/methods.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def minibatches(batch: dict, args: Args, generator: torch.Generator) -> list[dic
 def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle_gen: torch.Generator,
             log_z: torch.Tensor | None = None, cov_gen: torch.Generator | None = None) -> list[dict]:
     """args.epochs passes over one rollout, one optimiser step per mini-batch; pi_old (and pi_sft) stay
-    fixed meanwhile. Returns each step's statistics (variants.variant_loss). FlowRL also takes its
+    fixed meanwhile. Returns each step's statistics (methods.method_loss). FlowRL also takes its
     per-prompt log Z (trained by the same optimiser), Clip-Cov a generator for its random tokens."""
     stats = []
     for _ in range(args.epochs):
@@ -198,7 +198,7 @@ def rl_step(method: str, model: GPT, optimizer, batch: dict, args: Args, shuffle
             if (method == "flowrl") != (log_z is not None):
                 raise ValueError("log_z is FlowRL's, and FlowRL needs it")
             rows_log_z = None if log_z is None else log_z[mb["prompt_index"]]
-            loss, step_stats = variant_loss(method, logp, mb, args, entropy, rows_log_z, cov_gen)
+            loss, step_stats = method_loss(method, logp, mb, args, entropy, rows_log_z, cov_gen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -384,7 +384,7 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     torch.set_num_threads(args.threads)
     task = task or SumTask()
     # The checkpoints' paths are fixed here, once: the cache key reads the code's files.
-    sft_paths = run_jobs(train_sft, [(task, args, seed) for seed in args.seed], args)
+    sft_paths = run_jobs(sft_checkpoint, [(task, args, seed) for seed in args.seed], args)
     jobs = [(method, task, args, seed, path) for seed, path in zip(args.seed, sft_paths) for method in args.methods]
     runs = iter(run_jobs(train_rl, jobs, args))
     results = [summarise_seed(task, args, seed, path, {m: next(runs) for m in args.methods})

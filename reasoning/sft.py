@@ -11,12 +11,12 @@ The loss is the usual cross-entropy on the completion tokens, averaged per token
 prompt's. It is written once, here, for any model that can score completions, so the GPT of
 train_reasoning.py and the Hugging Face model of lad_trl.py start the same way:
 
-    supervised_warm_start(completion_logprobs, parameters, data, steps=..., batch_size=..., lr=..., seed=...)
+    sft_warm_start(completion_logprobs, parameters, data, steps=..., batch_size=..., lr=..., seed=...)
 
 `completion_logprobs(prompts, completions, mask)` returns the per-token log-probabilities of the
 completion tokens, [batch, tokens], 0 where the mask is False (tiny_lm.GPT.completion_logprobs is one).
 
-For the tiny GPT, `train_sft(task, args, seed)` trains one seed's warm start, or finds it in a cache
+For the tiny GPT, `sft_checkpoint(task, args, seed)` trains one seed's warm start, or finds it in a cache
 (`sft_checkpoint_path`) keyed by everything that changes the weights: the settings, the code, the
 torch version and the thread count.
 """
@@ -34,7 +34,7 @@ from reasoning.arithmetic import SumTask
 from tiny_lm import GPT, GPTConfig
 
 
-def supervised_warm_start(
+def sft_warm_start(
     completion_logprobs: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     parameters: Iterable[torch.nn.Parameter],
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
@@ -100,7 +100,7 @@ def sft_checkpoint_path(task: SumTask, args, seed: int) -> Path:
     return Path(args.run_dir) / f"sft-{digest}.pt"
 
 
-def train_sft(task: SumTask, args, seed: int) -> Path:
+def sft_checkpoint(task: SumTask, args, seed: int) -> Path:
     """Train the warm start of one seed, or find it in the cache. Returns the checkpoint's path."""
     path = sft_checkpoint_path(task, args, seed)
     if path.exists():
@@ -109,7 +109,7 @@ def train_sft(task: SumTask, args, seed: int) -> Path:
     torch.manual_seed(seed)
     model = GPT(model_config(task, args)).to(args.device)
     data = tuple(t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
-    supervised_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
+    sft_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
                           batch_size=args.sft_batch_size, lr=args.sft_lr, seed=seed,
                           progress=args.workers == 1, desc=f"SFT seed {seed}")
     # Write to a temporary name, then rename: a run that starts meanwhile never reads half a file.

@@ -141,7 +141,7 @@ def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_s
     monkeypatch.setattr(torch, "__version__", "0.0.0")
     assert sft.sft_checkpoint_path(TASK, args, 0) != key
     monkeypatch.undo()
-    monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["reasoning/variants.py"])  # stands in for edited code
+    monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["reasoning/methods.py"])  # stands in for edited code
     assert sft.sft_checkpoint_path(TASK, args, 0) != key
 
 

@@ -87,7 +87,7 @@ USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl")
 GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token-level ratios, GRPO's advantage
 
 
-def variant_loss(method: str, logp: torch.Tensor, batch: dict, args, entropy: torch.Tensor | None = None,
+def method_loss(method: str, logp: torch.Tensor, batch: dict, args, entropy: torch.Tensor | None = None,
                  log_z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """The loss of one variant on one (mini-)batch, and how often its clip or brake acted.
 

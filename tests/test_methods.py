@@ -1,4 +1,4 @@
-"""Tests of variants.py: each variant's loss value on a hand-made batch, the identity that makes every
+"""Tests of reasoning/methods.py: each variant's loss value on a hand-made batch, the identity that makes every
 variant a policy gradient at ratio 1, the KL anchor each -kl variant adds, and the logged shares of
 clipped and past-target samples. And of train_reasoning.minibatches: whole groups, each completion
 once per pass."""
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import train_reasoning as tr
 from grpo_loss import group_advantages
 from lad_loss import lad_loss
-from reasoning.variants import BASELINES, METHODS, variant_loss
+from reasoning.methods import BASELINES, METHODS, method_loss
 
 G = 4
 ETA = 0.25
@@ -46,7 +46,7 @@ def test_lad_loss_value_is_lad_loss_at_the_ratio_level_asked_for(lad_ratio):
     another normalisation: the token form is lad_loss with the mask, the sequence form lad_loss on
     the masked sums, both summed and divided by the batch's number of completion tokens."""
     logp, batch = hand_made_batch(shift=0.3)
-    loss, _ = variant_loss("lad", logp, batch, args(lad_ratio=lad_ratio))
+    loss, _ = method_loss("lad", logp, batch, args(lad_ratio=lad_ratio))
     mask, n_tokens = batch["mask"], batch["mask"].sum()
     if lad_ratio == "token":
         want = lad_loss(logp, batch["logp_old"], batch["advantages"], eta=ETA, mask=mask)
@@ -55,7 +55,7 @@ def test_lad_loss_value_is_lad_loss_at_the_ratio_level_asked_for(lad_ratio):
                         reduction="sum") / n_tokens
     assert torch.isfinite(loss) and float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
     other = "sequence" if lad_ratio == "token" else "token"
-    assert float(loss.detach()) != pytest.approx(float(variant_loss("lad", logp, batch, args(lad_ratio=other))[0].detach()), rel=1e-3)
+    assert float(loss.detach()) != pytest.approx(float(method_loss("lad", logp, batch, args(lad_ratio=other))[0].detach()), rel=1e-3)
 
 
 def test_lad_fixed_defaults_to_lemma_3_2s_sequence_ratio():
@@ -70,7 +70,7 @@ def test_at_ratio_one_each_loss_is_a_policy_gradient_with_a_shaped_advantage(met
     w = -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2), at either ratio level (divided by the
     token count). A wrong shaped weight, the clip acting at ratio 1, or a sign flip changes the gradient."""
     logp, batch = hand_made_batch(shift=0.0)
-    loss, stats = variant_loss(method, logp, batch, args(lad_ratio=lad_ratio))
+    loss, stats = method_loss(method, logp, batch, args(lad_ratio=lad_ratio))
     (got,) = torch.autograd.grad(loss, logp)
     A = batch["advantages"]
     w = A if method == "grpo" else 0.5 * (F.softplus(A / ETA) - torch.log(torch.tensor(2.0)))
@@ -92,8 +92,8 @@ def test_the_kl_variants_add_beta_times_the_named_estimator_at_its_level(base, e
     batch = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
     batch["logp_ref"].requires_grad_(True)
     a = args(kl_estimator=estimator)
-    anchored, _ = variant_loss(f"{base}-kl", logp, batch, a)
-    plain, _ = variant_loss(base, logp, batch, a)
+    anchored, _ = method_loss(f"{base}-kl", logp, batch, a)
+    plain, _ = method_loss(base, logp, batch, a)
     mask = batch["mask"]
     if estimator == "k2":
         d = masked(logp, mask).sum(1) - batch["logp_ref"].sum(1)
@@ -114,14 +114,14 @@ def test_the_logged_shares_count_clipped_and_past_target_samples_on_a_hand_made_
     u = torch.tensor([0.5, -0.5, -0.5, 0.5])  # log-ratios: each past the clip, on either side
     mask = torch.ones(4, 1, dtype=torch.bool)
     batch = {"logp_old": torch.zeros(4, 1), "mask": mask, "advantages": A}
-    _, grpo = variant_loss("grpo", u.view(4, 1), batch, args())
+    _, grpo = method_loss("grpo", u.view(4, 1), batch, args())
     # Clipped: the first (A > 0, e^0.5 > 1.2) and the third (A < 0, e^-0.5 < 0.8). The other two are past
     # the clip on the side A does not push, where the unclipped term is the minimum and the gradient flows.
     assert grpo["clipped"] == pytest.approx(2 / 4)
     # LAD at eta = 0.25: log x = u - 4A. Completion 1: 0.5 - 4 < 0; 3: -0.5 + 4 > 0 (above target, weight
     # < 0, same sign as A); to pass the target, A = +1 needs u > 4 and A = -1 needs u < -4.
     u_lad = torch.tensor([4.5, 0.1, -4.5, 0.1])
-    _, lad = variant_loss("lad", u_lad.view(4, 1), batch, args(lad_ratio="token"))
+    _, lad = method_loss("lad", u_lad.view(4, 1), batch, args(lad_ratio="token"))
     assert lad["above_target"] == pytest.approx(2 / 4)  # completions 1 (4.5 - 4 > 0) and 4 (0.1 + 4)
     assert lad["past_target"] == pytest.approx(2 / 4)  # 1 (A > 0, weight < 0) and 3 (A < 0, weight > 0)
     assert lad["abs_log_ratio"] == pytest.approx(float(u_lad.abs().mean()))
@@ -173,15 +173,15 @@ def test_each_baseline_is_its_loss_file_summed_and_divided_by_the_token_count():
         "flowrl": flowrl_loss(clean, old, batch["logp_ref"], log_z, A, beta=4.0, mask=mask, reduction="sum"),
     }
     for method, value in want.items():
-        got, _ = variant_loss(method, logp, batch, a, entropy=entropy, log_z=log_z, generator=gen())
+        got, _ = method_loss(method, logp, batch, a, entropy=entropy, log_z=log_z, generator=gen())
         assert float(got.detach()) == pytest.approx(float(value.detach()) / float(n), rel=1e-6), method
-    got, _ = variant_loss("flowrl", logp, batch, a, log_z=log_z)
+    got, _ = method_loss("flowrl", logp, batch, a, log_z=log_z)
     (grad,) = torch.autograd.grad(got, log_z)
     assert grad.abs().sum() > 0, "FlowRL's log Z is trained by the loss"
 
 
 def test_kl_cov_is_unclipped_grpo_at_ratio_one_when_log_pi_old_is_the_losss_own():
     logp, batch = hand_made_batch(shift=0.0)
-    kl_cov, _ = variant_loss("kl-cov", logp, batch, args())
-    grpo, _ = variant_loss("grpo", logp, batch, args())
+    kl_cov, _ = method_loss("kl-cov", logp, batch, args())
+    grpo, _ = method_loss("grpo", logp, batch, args())
     assert torch.equal(torch.autograd.grad(kl_cov, logp)[0], torch.autograd.grad(grpo, logp)[0])
