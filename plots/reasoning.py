@@ -1,14 +1,16 @@
-"""The GPT chapter's two figures (train_reasoning.py): the answers against pi*, and the training curves.
+"""The GPT chapter's figures (train_reasoning.py): the answers against pi*, the training curves,
+and the long runs.
 
-Both take numbers the script has already computed (probabilities, evaluation histories), so this
+Each takes numbers the script has already computed (probabilities, evaluation histories), so this
 file needs no model:
 
-    draw_answers(probs, targets, tvs, ns, task, seed, path)   one panel per (variant, prompt): the exact
-                                                     probability of every correct answer against pi*
-    draw_training(histories, levels, frontiers, path)   held-out metrics over training, mean +- std
-                                                     over seeds, and the accuracy-diversity frontier
-    draw_long_runs(studies, path)                    TV to pi* over training for several runs' metrics
-                                                     files: `python -m plots.reasoning FILE.json ...`
+    draw_answers(probs, targets, tvs, ns, task, seed, path)  one panel per (method, prompt): the
+                                                exact probability of each correct answer against pi*
+    draw_training(histories, levels, frontiers, path)        held-out metrics over training,
+                                                mean +- std over seeds (population std, ddof = 0),
+                                                and the accuracy-diversity frontier
+    draw_long_runs(studies, path)               TV to pi* over training for several runs' metrics
+                                                files: `python -m plots.reasoning FILE.json ...`
 """
 import argparse
 import json
@@ -24,35 +26,39 @@ from plots import color_for, plot_curves, plot_distribution, save_figure
 
 
 def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:
-    """probs: variant name -> [pi(y|n) of every correct answer of n, for n in ns];
+    """probs: method -> [pi(y|n) of every correct answer of n, for n in ns];
     targets: [pi* of n over its correct answers and, last, "anything else", for n in ns];
-    tvs: variant name -> [its TV distance to pi* on n, for n in ns]; seed: the run drawn.
+    tvs: method -> [its TV distance to pi* on n, for n in ns]; seed: the run drawn.
 
-    Each panel normalises over the correct answers, p(y | correct). Restricted to the correct answers
-    pi* is the SFT policy's own shape (the factor exp(A+/eta) is common to all of them), so the grey
-    bars are also the SFT start. Bars that leave the grey shape are the collapse onto a few answers.
+    Each panel normalises over the correct answers, p(y | correct). Restricted to the correct
+    answers pi* is the SFT policy's own shape (the factor exp(A+/eta) is common to all of them), so
+    the grey bars are also the SFT start. Bars that leave the grey shape are the collapse onto a
+    few answers.
     """
-    variants = list(probs)
-    # Each panel has its own y scale: the anchored variants' bars stay low, and a shared scale would
+    methods = list(probs)
+    # Each panel has its own y scale: the anchored methods' bars stay low, and a shared scale would
     # flatten exactly the panels worth comparing with the grey shape.
-    fig, axes = plt.subplots(len(variants), len(ns), figsize=(5.2 * len(ns), 2.5 * len(variants)), squeeze=False)
+    fig, axes = plt.subplots(len(methods), len(ns), figsize=(5.2 * len(ns), 2.5 * len(methods)),
+                             squeeze=False)
     for j, n in enumerate(ns):
         pi_star = np.asarray(targets[j])
         target = pi_star[:-1] / pi_star[:-1].sum()
-        for i, name in enumerate(variants):
+        for i, name in enumerate(methods):
             p = np.asarray(probs[name][j])
             plot_distribution(
                 axes[i, j], target, {name: p / p.sum()},
                 outcome_labels=[y[:-1] for y in task.valid_answers(n)],
-                title=f"'{n}=' {name}: P(correct) {float(p.sum()):.2f}, TV to pi* {tvs[name][j]:.2f}",
+                title=f"'{n}=' {name}: P(correct) {float(p.sum()):.2f}, "
+                      f"TV to pi* {tvs[name][j]:.2f}",
                 ylabel="p(answer | correct)" if j == 0 else "",
             )
             axes[i, j].title.set_fontsize(9)
             axes[i, j].tick_params(axis="x", labelsize=7)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     accuracy = ", ".join(f"'{n}=' {float(t[:-1].sum()):.3f}" for n, t in zip(ns, targets))
-    fig.suptitle(f"Each correct answer's probability, normalised over the correct answers (seed {seed}). "
-                 f"Grey: pi* = pi_sft exp(A/eta) / Z, the SFT shape; pi*(correct): {accuracy}", fontsize=10)
+    fig.suptitle("Each correct answer's probability, normalised over the correct answers "
+                 f"(seed {seed}). Grey: pi* = pi_sft exp(A/eta) / Z, the SFT shape; "
+                 f"pi*(correct): {accuracy}", fontsize=10)
     return save_figure(fig, path)
 
 
@@ -65,12 +71,12 @@ def readable_log_ticks(ax) -> None:
 
 
 def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
-    """histories: one dict per seed, variant -> {"iteration", "reward", "evals": [metrics, ...]};
-    frontiers: variant -> one frontier per seed over `levels` (NaN where that seed never got there).
+    """histories: one dict per seed, method -> {"iteration", "reward", "evals": [metrics, ...]};
+    frontiers: method -> one frontier per seed over `levels` (NaN where that seed never got there).
     Every panel shows mean +- std over seeds; the frontier, over the seeds that reached each level,
     drawn where at least half of them did."""
-    variants = list(histories[0])
-    first = histories[0][variants[0]]
+    methods = list(histories[0])
+    first = histories[0][methods[0]]
     iterations, eval_iterations = first["iteration"], [e["iteration"] for e in first["evals"]]
 
     def over_seeds(values):  # [seeds, points] -> (mean, std)
@@ -78,10 +84,11 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
         return values.mean(0), values.std(0)
 
     def eval_curves(key):
-        return {m: (eval_iterations, *over_seeds([[e[key] for e in h[m]["evals"]] for h in histories]))
-                for m in variants}
+        return {m: (eval_iterations,
+                    *over_seeds([[e[key] for e in h[m]["evals"]] for h in histories]))
+                for m in methods}
 
-    def frontier(per_seed):  # [seeds, levels] with NaN -> mean and std where >= half the seeds got there
+    def frontier(per_seed):  # [seeds, levels], NaN -> mean, std where >= half the seeds got there
         values = np.array(per_seed, dtype=float)
         reached = np.isfinite(values)
         count = np.maximum(reached.sum(0), 1)
@@ -91,19 +98,23 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
         return np.where(keep, mean, np.nan), np.where(keep, std, np.nan)
 
     fig, axes = plt.subplots(2, 3, figsize=(17, 8.5))
-    plot_curves(axes[0, 0], {m: (iterations, *over_seeds([h[m]["reward"] for h in histories])) for m in variants},
+    rewards = {m: (iterations, *over_seeds([h[m]["reward"] for h in histories])) for m in methods}
+    plot_curves(axes[0, 0], rewards,
                 xlabel="RL iteration", ylabel="mean reward of the sampled batch",
                 title="training reward (lad-fixed: of the SFT sampler)")
     plot_curves(axes[0, 1], eval_curves("exact_accuracy"), xlabel="RL iteration",
                 ylabel="P(correct), exact", title="held-out accuracy")
     plot_curves(axes[0, 2], eval_curves("effective_correct"), logy=True, xlabel="RL iteration",
-                ylabel="exp(entropy over correct answers)", title="held-out effective correct answers")
+                ylabel="exp(entropy over correct answers)",
+                title="held-out effective correct answers")
     plot_curves(axes[1, 0], eval_curves("tv_to_target"), xlabel="RL iteration",
                 ylabel="TV(pi, pi*), exact", title="held-out distance to the target pi*")
     plot_curves(axes[1, 1], eval_curves("tv_shape"), xlabel="RL iteration",
-                ylabel="TV(pi(. | correct), pi*(. | correct))", title="held-out distance to pi*, shape part only")
+                ylabel="TV(pi(. | correct), pi*(. | correct))",
+                title="held-out distance to pi*, shape part only")
     plot_curves(axes[1, 2], {m: (levels, *frontier(f)) for m, f in frontiers.items()}, logy=True,
-                xlabel="held-out accuracy at least (exact P(correct))", ylabel="effective correct answers",
+                xlabel="held-out accuracy at least (exact P(correct))",
+                ylabel="effective correct answers",
                 title="accuracy-diversity frontier (seeds that got there)")
     for ax in (axes[0, 2], axes[1, 2]):
         if ax.get_yscale() == "log":
@@ -113,28 +124,32 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
 
 
 # The settings that can tell one long run from another, in the order a label names them.
-STUDY_SETTINGS = {"advantages": "A {}", "lad_ratio": "{} ratio", "kl_estimator": "{}", "lr": "lr {:g}",
-                  "group_size": "G {}", "prompts_per_iteration": "{} prompts", "minibatches": "M {}"}
+STUDY_SETTINGS = {"advantages": "A {}", "lad_ratio": "{} ratio", "kl_estimator": "{}",
+                  "lr": "lr {:g}", "group_size": "G {}", "prompts_per_iteration": "{} prompts",
+                  "minibatches": "M {}"}
 
 
 def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: float = 0.9) -> Path:
-    """TV to pi*, its shape part and P(correct) over training, for several runs of train_reasoning.py.
-    studies: metrics dicts as train_reasoning.py writes them (--metrics-json), each with "settings"
-    and "curves" (per seed, variant -> history). One curve per (file, variant), mean +- std over its
-    seeds, labelled by the settings that differ between the files. The goal is drawn dotted."""
-    varied = [k for k in STUDY_SETTINGS if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
-    # The colour says the variant (as in every figure), the line style says the file: the settings it
-    # changes, so that a run of one variant under several settings reads as one family of lines.
+    """TV to pi*, its shape part and P(correct) over training, for several runs of
+    train_reasoning.py. studies: metrics dicts as train_reasoning.py writes them (--metrics-json),
+    each with "settings" and "curves" (per seed, method -> history). One curve per (file, method),
+    mean +- std over its seeds, labelled by the settings that differ between the files. The goal is
+    drawn dotted."""
+    varied = [k for k in STUDY_SETTINGS
+              if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
+    # The colour says the method (as in every figure), the line style says the file: the settings it
+    # changes, so that a run of one method under several settings reads as one family of lines.
     styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
     keys = ["tv_to_target", "tv_shape", "exact_accuracy"]
     curves, colors, linestyles = {key: {} for key in keys}, {}, {}
     for i, study in enumerate(studies):
-        for variant in study["curves"][0]:
-            label = ", ".join([variant] + [STUDY_SETTINGS[k].format(study["settings"][k]) for k in varied])
-            if label in colors:  # the files differ only in settings a label does not name: keep both
+        for method in study["curves"][0]:
+            label = ", ".join([method] + [STUDY_SETTINGS[k].format(study["settings"][k])
+                                          for k in varied])
+            if label in colors:  # the files differ only in settings no label names: keep both
                 label += f" (file {i + 1})"
-            colors[label], linestyles[label] = color_for(variant), styles[i % len(styles)]
-            evals = [seed[variant]["evals"] for seed in study["curves"]]
+            colors[label], linestyles[label] = color_for(method), styles[i % len(styles)]
+            evals = [seed[method]["evals"] for seed in study["curves"]]
             x = [e["iteration"] for e in evals[0]]
             for key in keys:
                 values = np.array([[e[key] for e in run] for run in evals])
@@ -152,18 +167,24 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     axes[0].set_yscale("log")
     readable_log_ticks(axes[0])
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
     seeds = sorted({len(s["curves"]) for s in studies})
-    fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} seed(s); "
-                 f"dotted: the goal, TV <= {goal_tv:g} with P(correct) >= {goal_accuracy:g}", fontsize=10)
+    fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} "
+                 f"seed(s); dotted: the goal, TV <= {goal_tv:g} with P(correct) >= "
+                 f"{goal_accuracy:g}", fontsize=10)
     return save_figure(fig, path, rect=(0, 0.04 * ((len(labels) + 3) // 4), 1, 0.97))
 
 
 def main(argv=None) -> None:
-    """python -m plots.reasoning FILE.json [FILE.json ...] --figure PATH: draw_long_runs of those files."""
-    parser = argparse.ArgumentParser(description="Draw long train_reasoning.py runs from their metrics files.")
-    parser.add_argument("metrics", nargs="+", help="metrics JSON files written by train_reasoning.py --metrics-json")
-    parser.add_argument("--figure", default="plots/reasoning_long_runs.png", help="where to write the figure")
+    """python -m plots.reasoning FILE.json [FILE.json ...] --figure PATH: draw_long_runs of those
+    files."""
+    parser = argparse.ArgumentParser(
+        description="Draw long train_reasoning.py runs from their metrics files.")
+    parser.add_argument("metrics", nargs="+",
+                        help="metrics JSON files written by train_reasoning.py --metrics-json")
+    parser.add_argument("--figure", default="plots/reasoning_long_runs.png",
+                        help="where to write the figure")
     args = parser.parse_args(argv)
     problem = output_path_problem(args.figure, "figure")
     if problem:

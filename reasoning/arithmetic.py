@@ -1,7 +1,7 @@
 """The arithmetic task of train_reasoning.py: write N as a sum of two positive integers.
 
-Every prompt has many equally correct answers, a verifier checks them, and they can be enumerated, so
-the exact probability a model gives each one is computable (evaluation.answer_probabilities).
+Every prompt has many equally correct answers, a verifier checks them, and they can be enumerated,
+so the exact probability a model gives each one is computable (evaluation.answer_probabilities).
 This file is the task alone: the encoding, the verifier, the list of correct answers, the train and
 held-out prompts, and the SFT data. It imports only torch, so a trainer (the GPT chapter, or a TRL
 integration) can use it without importing a script.
@@ -11,7 +11,7 @@ integration) can use it without importing a script.
     task.is_correct(37, "12+25.")         # True
     task.valid_answers(12)                # ["1+11.", "2+10.", ..., "11+1."]
 
-Run `python arithmetic.py` to print the split and a few examples.
+Run `python -m reasoning.arithmetic` to print the split and a few examples.
 """
 import torch
 
@@ -30,8 +30,8 @@ class SumTask:
     "5+32." -> "5+32..", and the padding is masked out (it is not part of the answer).
 
     Correct answers of N: "a+b." with a, b >= 1, a + b = N, no leading zeros: the N - 1 strings
-    "1+36.", "2+35.", ..., "36+1." for N = 37. "37+0." and "0+37." are *not* accepted: they only copy
-    the prompt, a shortcut a collapsing policy would love. Order matters ("1+36." != "36+1.").
+    "1+36.", "2+35.", ..., "36+1." for N = 37. "37+0." and "0+37." are *not* accepted: they only
+    copy the prompt, a shortcut a collapsing policy would love. Order matters ("1+36." != "36+1.").
 
     Prompts are split once (a fixed permutation, the same for every seed) into training prompts and
     N_HELDOUT held-out prompts that no stage ever trains on.
@@ -46,7 +46,8 @@ class SumTask:
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         self.end_token = self.stoi[self.end]
         all_n = list(range(self.N_MIN, self.N_MAX + 1))
-        perm = torch.randperm(len(all_n), generator=torch.Generator().manual_seed(self.SPLIT_SEED)).tolist()
+        split_gen = torch.Generator().manual_seed(self.SPLIT_SEED)
+        perm = torch.randperm(len(all_n), generator=split_gen).tolist()
         self.heldout_n = sorted(all_n[i] for i in perm[: self.N_HELDOUT])
         self.train_n = sorted(all_n[i] for i in perm[self.N_HELDOUT :])
 
@@ -62,7 +63,8 @@ class SumTask:
         return torch.tensor([self.encode(f"{n}=") for n in ns])  # [len(ns), PROMPT_LEN]
 
     def completions(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Completion strings -> [len(texts), MAX_COMPLETION] token ids, end-marker padded, and the mask."""
+        """Completion strings -> [len(texts), MAX_COMPLETION] token ids, end-marker padded, and
+        the mask."""
         tokens = torch.tensor([self.encode(t.ljust(self.MAX_COMPLETION, self.end)) for t in texts])
         mask = torch.tensor([[j < len(t) for j in range(self.MAX_COMPLETION)] for t in texts])
         return tokens, mask
@@ -74,8 +76,8 @@ class SumTask:
 
     @staticmethod
     def is_well_formed(completion: str) -> bool:
-        """The answer's format: "a+b." with decimal a, b >= 1 and no leading zeros, whatever the sum.
-        A well-formed answer is either correct or a wrong sum; anything else is malformed."""
+        """The answer's format: "a+b." with decimal a, b >= 1 and no leading zeros, whatever the
+        sum. A well-formed answer is either correct or a wrong sum; anything else is malformed."""
         if not completion.endswith(".") or completion.count("+") != 1:
             return False
         a, b = completion[:-1].split("+")
@@ -93,9 +95,9 @@ class SumTask:
         """The SFT pool: every correct answer of every training prompt, and near misses of each
         ("a+(b-2).", "a+(b-1).", "a+(b+1).", "a+(b+2).", kept when the second term stays >= 1).
 
-        Returns (prompts, completions, mask, weight) over the pool; weight is each example's sampling
-        probability: a training prompt uniformly, then a uniformly, then correct with probability
-        correct_fraction, else one of that pair's near misses uniformly.
+        Returns (prompts, completions, mask, weight) over the pool; weight is each example's
+        sampling probability: a training prompt uniformly, then a uniformly, then correct with
+        probability correct_fraction, else one of that pair's near misses uniformly.
         """
         texts, ns, weight = [], [], []
         for n in self.train_n:
@@ -105,7 +107,8 @@ class SumTask:
                 p_pair = 1 / (len(self.train_n) * (n - 1))
                 texts += [f"{a}+{b}."] + wrong
                 ns += [n] * (1 + len(wrong))
-                weight += [p_pair * correct_fraction] + [p_pair * (1 - correct_fraction) / len(wrong)] * len(wrong)
+                p_wrong = p_pair * (1 - correct_fraction) / len(wrong)
+                weight += [p_pair * correct_fraction] + [p_wrong] * len(wrong)
         completions, mask = self.completions(texts)
         return self.prompts(ns), completions, mask, torch.tensor(weight)
 
