@@ -1,23 +1,34 @@
-"""The variants the GPT chapter compares: each one's loss on a sampled batch, and what it optimises.
+"""The methods the GPT chapter compares: each one's loss on a sampled batch, what it optimises, and
+which model samples its rollouts.
 
-train_reasoning.py runs one RL loop for every variant; they differ only in the loss below, in which
-model samples the batch (pi_old), and in the anchor:
+train_reasoning.py runs one RL iteration for every method (train_reasoning.rl_iteration); they
+differ only in the loss below, in which model samples the rollout (pi_old), and in the anchor
+(`rl_models`):
 
-    variant    loss on the batch                           pi_old (samples the batch)   anchor
-    grpo       clipped surrogate (grpo_loss), token ratio  the policy, every rollout    none
-    lad        lad_loss, Jensen-Shannon, 1/eta = 4         the policy, every rollout    none
-    grpo-kl    grpo + beta * KL estimate to pi_sft         the policy, every rollout    KL to pi_sft
-    lad-kl     lad  + the same penalty                     the policy, every rollout    KL to pi_sft
-    lad-fixed  lad_loss                                    pi_sft, frozen               pi_old = pi_sft
+    method     loss on the batch                           pi_old (samples)   anchor
+    grpo       clipped surrogate (grpo_loss), token ratio  the policy         none
+    lad        lad_loss, Jensen-Shannon, 1/eta = 4         the policy         none
+    grpo-kl    grpo + beta * KL estimate to pi_sft         the policy         KL to pi_sft
+    lad-kl     lad  + the same penalty                     the policy         KL to pi_sft
+    lad-fixed  lad_loss                                    pi_sft, frozen     pi_old = pi_sft
 
-and the paper's other baselines (`--methods flowrl entadv clip-cov kl-cov`; each loss file is a lesson):
+("the policy": pi_old is refreshed to the current policy at every rollout.)
 
-    flowrl     trajectory balance to pi_sft exp(beta r_hat)    the policy, every rollout    pi_ref = pi_sft
+and the paper's other baselines (`--methods flowrl entadv clip-cov kl-cov`; each loss file is a
+lesson, in baselines/):
+
+    method     loss on the batch                                    pi_old       anchor
+    flowrl     trajectory balance to pi_sft exp(flowrl_beta r_hat)  the policy   pi_ref = pi_sft
                with a learned log Z per prompt (flowrl_loss)
-    entadv     grpo on A + min(alpha H_t, |A|/kappa)       the policy, every rollout    none
-    clip-cov   grpo without a few random high-Cov tokens   the policy, every rollout    none
-    kl-cov     unclipped grpo + |log ratio| on top-Cov     the policy, every rollout    none
-               tokens (cov_loss)
+    entadv     grpo on A + min(alpha H_t, |A|/kappa)                the policy   none
+    clip-cov   grpo without a few random high-Cov tokens            the policy   none
+    kl-cov     unclipped grpo + |log ratio| on top-Cov tokens       the policy   none
+               (cov_loss)
+
+    method_loss(method, logp, batch, settings, ...)   one method's loss on a (mini-)batch, and how
+                                                      often its clip or brake acted
+    rl_models(method, sft_path, device)               (the policy, the model that samples, the
+                                                      anchor or None), all from the SFT checkpoint
 
 What each one optimises (the targets a reader meets in this chapter)
 --------------------------------------------------------------------
@@ -37,7 +48,7 @@ What each one optimises (the targets a reader meets in this chapter)
   samples, and for JS it moves mass away from a prefix after which pi_old often goes wrong, towards
   one after which every answer is right (only reverse KL's token form reaches pi*; it is not the
   "exp(length * A / eta)" one might guess). tests/test_token_ratio.py enumerates this.
-* The -kl variants add beta * a KL estimate to pi_sft. With `--kl-estimator k2` (the default) it is
+* The -kl methods add beta * a KL estimate to pi_sft. With `--kl-estimator k2` (the default) it is
   k2 on the summed log-ratio of each completion, whose gradient is that of KL(pi || pi_sft): with
   GRPO's one-step objective E[A] this is max E[A] - beta KL(pi || pi_sft), optimum
   pi_sft exp(A/beta) / Z, which is pi* when beta = eta (--kl-coef defaults to --eta) and A is the
@@ -49,27 +60,30 @@ What each one optimises (the targets a reader meets in this chapter)
   the A that defines pi* (evaluation.answer_target).
 
 FlowRL's residual holds mean_t log pi - mean_t log pi_sft (its length normalisation), so delta = 0
-reads log pi(y) = log pi_sft(y) + |y| (beta r_hat - log Z): pi*'s tilt times the completion's length,
-with a per-token log Z. So even with beta = 1/eta (--flowrl-beta's default, LAD's temperature per unit
-of advantage) its target is not pi*: it is 4 to 6 times sharper here (answers are 4 to 6 characters),
-and among the correct answers it departs from pi_sft's shape, favouring longer answers wherever
-beta r_hat > log Z.
+reads log pi(y) = log pi_sft(y) + |y| (flowrl_beta r_hat - log Z): pi*'s tilt times the
+completion's length, with a per-token log Z. So even with flowrl_beta = 1/eta (--flowrl-beta's
+default, LAD's temperature per unit of advantage) its target is not pi*: it is 4 to 6 times sharper
+here (answers are 4 to 6 characters), and among the correct answers it departs from pi_sft's shape,
+favouring longer answers wherever flowrl_beta r_hat > log Z.
 
-One update per rollout: every variant is a policy gradient
-----------------------------------------------------------
+One update per rollout: every method is a policy gradient
+---------------------------------------------------------
 With one optimiser step per sampled batch (`--minibatches 1 --epochs 1`, the default), the policy
 that takes the gradient is the policy that sampled the batch, so every ratio is exactly 1 there.
 GRPO's clip then never acts and its gradient is A * grad log pi: REINFORCE with the group-normalised
 A. LAD's gradient is f'(x) * ratio * grad log pi at x = exp(-A/eta): REINFORCE with the shaped
 advantage -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2). So `grpo` and `lad` then differ
 only in how they weight each completion, and the ratio-dependent part of LAD (its brake at the
-target) never acts. KL-Cov's |log ratio| has no gradient there: it is unclipped GRPO. With `--minibatches M` the rollout is cut into M mini-batches of whole groups,
-one step each: every step after the first is off-policy, the clip and the brake act, and
-`clipped` / `above_target` / `past_target` below count how often.
+target) never acts. KL-Cov's |log ratio| has no gradient there: it is unclipped GRPO. With
+`--minibatches M` the rollout is cut into M mini-batches of whole groups, one step each: every step
+after the first is off-policy, the clip and the brake act, and `clipped` / `above_target` /
+`past_target` below count how often.
 
 Every loss is a sum over the batch divided by its number of completion tokens (as TRL's default
 "dapo" averaging), the policy term and the penalty alike, so that their balance is E[A] - beta KL.
 """
+from pathlib import Path
+
 import torch
 
 from baselines.cov_loss import clip_cov_loss, kl_cov_loss
@@ -78,38 +92,43 @@ from baselines.flowrl_loss import flowrl_loss
 from grpo_loss import grpo_loss
 from kl_penalty import kl_penalty
 from lad_loss import get_divergence, lad_loss
+from tiny_lm import GPT
 
 METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
-# The paper's other baselines (--methods): their losses are in flowrl_loss.py, entadv_loss.py, cov_loss.py.
+# The paper's other baselines (--methods): their losses are in baselines/.
 BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
-# Which variants need the frozen SFT model's log-probabilities of every sampled token (an anchor).
+# Which methods need the frozen SFT model's log-probabilities of every sampled token (an anchor).
 USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl")
-GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token-level ratios, GRPO's advantage
+GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token ratios, GRPO's advantage
 
 
-def method_loss(method: str, logp: torch.Tensor, batch: dict, args, entropy: torch.Tensor | None = None,
-                 log_z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    """The loss of one variant on one (mini-)batch, and how often its clip or brake acted.
+def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
+                entropy: torch.Tensor | None = None, log_z: torch.Tensor | None = None,
+                cov_gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """The loss of one method on one (mini-)batch, and how often its clip or brake acted.
 
     logp: log pi_theta of every completion token, [batch, tokens], 0 on padding (the policy's
     current forward pass). batch: "logp_old" (pi_old = the sampler, [batch, tokens]), "advantages"
-    [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). args: eta,
+    [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). settings: eta,
     divergence, lad_ratio, clip_eps, kl_coef, kl_estimator, flowrl_beta. The baselines need more:
     entadv the entropy of each position [batch, tokens], flowrl the learned log Z of each
     completion's prompt [batch], clip-cov a generator for its random choice of tokens.
 
-    Returns (loss, stats). stats, over the completions (sequence ratio) or tokens (token ratio) whose
-    advantage is not 0:
-      clipped       GRPO: share whose ratio is past the clip in the direction A pushes (zero gradient)
+    Returns (loss, stats). stats, over the completions (sequence ratio) or tokens (token ratio:
+    GRPO, its baselines, FlowRL, and LAD with --lad-ratio token) whose advantage is not 0:
+      clipped       GRPO: share whose ratio is past the clip in the direction A pushes (zero
+                    gradient), i.e. log ratio > log(1 + clip_eps) with A > 0, < log(1 - clip_eps)
+                    with A < 0
       above_target  LAD: share with x = ratio / exp(A/eta) > 1
-      past_target   LAD: share whose weight -f'(x) has the sign opposite to A's (the brake reversed the push)
+      past_target   LAD: share whose weight -f'(x) has the sign opposite to A's (the brake
+                    reversed the push)
       abs_log_ratio mean |log pi - log pi_old|: 0 exactly on the first step after sampling
     """
     logp_old, A, mask = batch["logp_old"], batch["advantages"], batch["mask"]
-    # Padding holds 0 in tiny_lm's log-probs, but whatever it holds must not reach a sum over tokens.
+    # Padding holds 0 in tiny_lm's log-probs, but whatever it holds must not reach a token sum.
     logp = torch.where(mask, logp, torch.zeros_like(logp))
     n_tokens = mask.sum().clamp(min=1)
-    token_level = method in GRPO_LIKE or method == "flowrl" or args.lad_ratio == "token"
+    token_level = method in GRPO_LIKE or method == "flowrl" or settings.lad_ratio == "token"
     if token_level:
         u = (logp - logp_old).detach()
         moves = mask & (A != 0).unsqueeze(1)
@@ -120,43 +139,60 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, args, entropy: tor
         A_ = A
     stats = {"abs_log_ratio": float(u[moves].abs().mean()) if moves.any() else 0.0}
 
+    eps = settings.clip_eps
     if method in GRPO_LIKE:
         if method == "entadv":  # GRPO on A + min(alpha H, |A| / kappa), the authors' defaults
-            loss = entadv_loss(logp, logp_old, A, entropy, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+            loss = entadv_loss(logp, logp_old, A, entropy, clip_eps=eps, mask=mask, reduction="sum")
         elif method == "clip-cov":  # GRPO without a random few high-covariance tokens
-            loss = clip_cov_loss(logp, logp_old, A, generator, clip_eps=args.clip_eps, mask=mask, reduction="sum")
+            loss = clip_cov_loss(logp, logp_old, A, cov_gen, clip_eps=eps, mask=mask,
+                                 reduction="sum")
         elif method == "kl-cov":  # unclipped GRPO plus |log ratio| on the top-covariance tokens
             loss = kl_cov_loss(logp, logp_old, A, mask=mask, reduction="sum")
         else:
-            loss = grpo_loss(logp, logp_old, A, clip_eps=args.clip_eps, mask=mask, reduction="sum")
-        if method != "kl-cov":
-            clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(args.clip_eps)))) | \
-                      ((A_ < 0) & (u < torch.log1p(torch.tensor(-args.clip_eps))))
+            loss = grpo_loss(logp, logp_old, A, clip_eps=eps, mask=mask, reduction="sum")
+        if method != "kl-cov":  # the clip acts on the ratio e^u, so compare u with log(1 +- eps)
+            clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(eps)))) | \
+                      ((A_ < 0) & (u < torch.log1p(torch.tensor(-eps))))
             stats["clipped"] = share(clipped, moves)
-    elif method == "flowrl":  # trajectory balance to pi_sft exp(beta r_hat), with a learned log Z
-        loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=args.flowrl_beta, mask=mask,
-                           reduction="sum")
+    elif method == "flowrl":  # trajectory balance to pi_sft exp(flowrl_beta r_hat), learned log Z
+        loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=settings.flowrl_beta,
+                           mask=mask, reduction="sum")
     else:
+        lad = {"eta": settings.eta, "divergence": settings.divergence, "reduction": "sum"}
         if token_level:
-            loss = lad_loss(logp, logp_old, A, eta=args.eta, divergence=args.divergence, mask=mask, reduction="sum")
+            loss = lad_loss(logp, logp_old, A, mask=mask, **lad)
         else:
-            loss = lad_loss(logp.sum(1), logp_old.sum(1), A, eta=args.eta, divergence=args.divergence,
-                            reduction="sum")
-        log_x = u - A_ / args.eta
-        weight = -get_divergence(args.divergence).f_prime(log_x.clamp(-80, 80).exp())  # LAD's advantage
+            loss = lad_loss(logp.sum(1), logp_old.sum(1), A, **lad)
+        log_x = u - A_ / settings.eta
+        # LAD's shaped advantage -f'(x), whose sign says which way each sample is pushed
+        weight = -get_divergence(settings.divergence).f_prime(log_x.clamp(-80, 80).exp())
         stats["above_target"] = share(log_x > 0, moves)
         stats["past_target"] = share(weight * A_ < 0, moves)
 
     if method in ("grpo-kl", "lad-kl"):
         logp_ref = batch["logp_ref"]
-        if args.kl_estimator == "k2":  # one KL term per completion: the summed log-ratio
+        if settings.kl_estimator == "k2":  # one KL term per completion: the summed log-ratio
             penalty = kl_penalty(logp.sum(1), logp_ref.sum(1), "k2").sum()
         else:  # per token, as TRL and verl apply k3
             penalty = (kl_penalty(logp, logp_ref, "k3") * mask).sum()
-        loss = loss + args.kl_coef * penalty
+        loss = loss + settings.kl_coef * penalty
     return loss / n_tokens, stats
 
 
 def share(event: torch.Tensor, among: torch.Tensor) -> float:
     """The share of the `among` elements at which `event` holds (0 when there are none)."""
     return float((event & among).sum() / among.sum()) if among.any() else 0.0
+
+
+def rl_models(method: str, sft_path: Path, device: str = "cpu") -> tuple[GPT, GPT, GPT | None]:
+    """(the policy being trained, the sampler: the model that samples each rollout and is its
+    pi_old, the reference or None). Every method starts from the SFT checkpoint; lad-fixed samples
+    from a frozen copy of it, and the anchored methods (USES_REFERENCE) score each rollout with one.
+    A frozen copy, never the policy itself: a policy that were its own anchor would pay no
+    penalty."""
+    policy = GPT.load(sft_path, map_location=device)
+    frozen = None
+    if method == "lad-fixed" or method in USES_REFERENCE:
+        frozen = GPT.load(sft_path, map_location=device).requires_grad_(False)
+    sampler = frozen if method == "lad-fixed" else policy
+    return policy, sampler, frozen if method in USES_REFERENCE else None

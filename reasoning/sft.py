@@ -11,14 +11,15 @@ The loss is the usual cross-entropy on the completion tokens, averaged per token
 prompt's. It is written once, here, for any model that can score completions, so the GPT of
 train_reasoning.py and the Hugging Face model of lad_trl.py start the same way:
 
-    sft_warm_start(completion_logprobs, parameters, data, steps=..., batch_size=..., lr=..., seed=...)
+    sft_warm_start(completion_logprobs, parameters, data, steps, batch_size, lr, seed)
 
 `completion_logprobs(prompts, completions, mask)` returns the per-token log-probabilities of the
-completion tokens, [batch, tokens], 0 where the mask is False (tiny_lm.GPT.completion_logprobs is one).
+completion tokens, [batch, tokens], 0 where the mask is False (tiny_lm.GPT.completion_logprobs
+is one).
 
-For the tiny GPT, `sft_checkpoint(task, args, seed)` trains one seed's warm start, or finds it in a cache
-(`sft_checkpoint_path`) keyed by everything that changes the weights: the settings, the code, the
-torch version and the thread count.
+For the tiny GPT, `sft_checkpoint(task, settings, seed)` trains one seed's warm start, or finds it
+in a cache (`sft_checkpoint_path`) keyed by everything that changes the weights: the settings, the
+code, the torch version and the thread count.
 """
 import hashlib
 import json
@@ -54,13 +55,14 @@ def sft_warm_start(
     weight_decay: AdamW's (the GPT chapter uses none; lad_trl.py's demo AdamW's default, 0.01).
     """
     prompts, completions, mask, weight = data
-    generator = torch.Generator(device=weight.device).manual_seed(seed)
+    batch_gen = torch.Generator(device=weight.device).manual_seed(seed)
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     loss = torch.tensor(float("nan"))
     for _ in tqdm(range(steps), desc=desc, leave=False, disable=not progress):
-        i = torch.multinomial(weight, batch_size, replacement=True, generator=generator)
+        i = torch.multinomial(weight, batch_size, replacement=True, generator=batch_gen)
         logp = completion_logprobs(prompts[i], completions[i], mask[i])
-        loss = -logp.sum() / mask[i].sum()  # cross-entropy per completion token
+        # cross-entropy per completion token: padding is neither a token nor in the count
+        loss = -logp.sum() / mask[i].sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -71,47 +73,50 @@ def sft_warm_start(
 # The tiny GPT's warm start, cached.
 # ---------------------------------------------------------------------------------------------
 
-def model_config(task: SumTask, args) -> GPTConfig:
+def model_config(task: SumTask, settings) -> GPTConfig:
     return GPTConfig(
         vocab_size=len(task.chars), block_size=task.PROMPT_LEN + task.MAX_COMPLETION,
-        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+        n_layer=settings.n_layer, n_head=settings.n_head, n_embd=settings.n_embd,
     )
 
 
 # The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
 SFT_CODE = ["reasoning/sft.py", "tiny_lm.py", "reasoning/arithmetic.py"]  # from the repository root
+SFT_SETTINGS = ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")
 
 
-def sft_checkpoint_path(task: SumTask, args, seed: int) -> Path:
+def sft_checkpoint_path(task: SumTask, settings, seed: int) -> Path:
     """The cache key is everything that changes the SFT weights: the settings, the code that trains
     them, the torch version and the thread count (a matrix product split over other threads rounds
     differently). The same key on the same machine gives the same weights, bit for bit.
-    args: train_reasoning.Args (the model's size, the sft_* settings, threads, device, run_dir)."""
+    settings: train_reasoning.Settings (the model's size, the sft_* settings, threads, device,
+    run_dir)."""
     root = Path(__file__).resolve().parent.parent
     key = {
-        "seed": seed, "config": asdict(model_config(task, args)), "device": torch.device(args.device).type,
+        "seed": seed, "config": asdict(model_config(task, settings)),
+        "device": torch.device(settings.device).type,
         "task_class": type(task).__name__,
         "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
-        **{k: getattr(args, k) for k in ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")},
+        **{k: getattr(settings, k) for k in SFT_SETTINGS},
         "code": [hashlib.sha1((root / name).read_bytes()).hexdigest() for name in SFT_CODE],
         "torch": torch.__version__,
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(args.run_dir) / f"sft-{digest}.pt"
+    return Path(settings.run_dir) / f"sft-{digest}.pt"
 
 
-def sft_checkpoint(task: SumTask, args, seed: int) -> Path:
+def sft_checkpoint(task: SumTask, settings, seed: int) -> Path:
     """Train the warm start of one seed, or find it in the cache. Returns the checkpoint's path."""
-    path = sft_checkpoint_path(task, args, seed)
+    path = sft_checkpoint_path(task, settings, seed)
     if path.exists():
         print(f"SFT seed {seed}: the cached warm start {path}")
         return path
     torch.manual_seed(seed)
-    model = GPT(model_config(task, args)).to(args.device)
-    data = tuple(t.to(args.device) for t in task.sft_data(args.sft_correct_fraction))
-    sft_warm_start(model.completion_logprobs, model.parameters(), data, steps=args.sft_steps,
-                          batch_size=args.sft_batch_size, lr=args.sft_lr, seed=seed,
-                          progress=args.workers == 1, desc=f"SFT seed {seed}")
+    model = GPT(model_config(task, settings)).to(settings.device)
+    data = tuple(t.to(settings.device) for t in task.sft_data(settings.sft_correct_fraction))
+    sft_warm_start(model.completion_logprobs, model.parameters(), data, steps=settings.sft_steps,
+                   batch_size=settings.sft_batch_size, lr=settings.sft_lr, seed=seed,
+                   progress=settings.workers == 1, desc=f"SFT seed {seed}")
     # Write to a temporary name, then rename: a run that starts meanwhile never reads half a file.
     os.replace(model.save(path.with_suffix(f".tmp{os.getpid()}")), path)
     print(f"SFT seed {seed}: saved the warm start to {path}")

@@ -1,13 +1,18 @@
-"""Tests of the arithmetic task, its verifier, and the GRPO-vs-LAD pipeline end to end (--quick)."""
+"""Tests of the arithmetic task, its verifier, the SFT warm start and its cache, the command line,
+and the GRPO-vs-LAD pipeline end to end (--quick)."""
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from reasoning import sft
 import train_reasoning as tr
+from cli.settings import parse_settings
+from reasoning import sft
 from reasoning.arithmetic import SumTask
+from reasoning.methods import METHODS
+from reasoning.parallel import run_jobs
 
 TASK = SumTask()
 
@@ -24,7 +29,8 @@ def brute_force_correct(n: int, alphabet: str = "0123456789+=", max_len: int = 5
 
 @pytest.mark.parametrize("n", [10, 37, 99])
 def test_valid_answers_are_exactly_what_the_verifier_accepts(n):
-    """The enumeration is complete: no other completion of up to MAX_COMPLETION characters is accepted."""
+    """The enumeration is complete: no other completion of up to MAX_COMPLETION characters is
+    accepted."""
     answers = TASK.valid_answers(n)
     assert len(answers) == len(set(answers)) == n - 1
     assert brute_force_correct(n, max_len=TASK.MAX_COMPLETION - 1) == set(answers)
@@ -36,7 +42,8 @@ def test_verifier_accepts_exactly_the_positive_decompositions():
     accepted = {c for c in candidates if TASK.is_correct(n, c)}
     assert accepted == {f"{a}+{n - a}." for a in range(1, n)}
     # shortcuts, leading zeros, missing end marker, extra terms, garbage
-    for wrong in ["23+0.", "0+23.", "01+22.", "1+022.", "1+22", "1+22..", "1+2+20.", "+23.", "1+.", "", "=.", "1=22."]:
+    for wrong in ["23+0.", "0+23.", "01+22.", "1+022.", "1+22", "1+22..", "1+2+20.", "+23.", "1+.",
+                  "", "=.", "1=22."]:
         assert not TASK.is_correct(n, wrong), wrong
 
 
@@ -63,44 +70,70 @@ def test_sft_data_mixes_correct_and_wrong_answers_in_the_requested_proportion():
     assert torch.equal(mask.sum(1), torch.tensor([len(t) for t in texts]))
 
 
+def parse(argv) -> tr.Settings:
+    return parse_settings(tr.Settings, argv)
+
+
 def test_bad_arguments_are_rejected_before_any_work_with_the_flag_named(capsys, tmp_path):
-    """Each bad value must stop parse_args with an argparse error (exit 2) that names its flag, not
-    crash later in training or after it (a NaN learning rate, an unwritable metrics file)."""
+    """Each bad value must stop the command line with an argparse error (exit 2) that names its
+    flag, not crash later in training or after it (a NaN learning rate, an unwritable metrics
+    file)."""
     a_file = tmp_path / "file.txt"
     a_file.write_text("")
     for argv, name in [(["--group-size", "1"], "--group-size"), (["--eta", "0"], "--eta"),
-                       (["--eval-samples", "4"], "--eval-samples"), (["--methods", "ppo"], "--methods"),
+                       (["--eval-samples", "4"], "--eval-samples"),
+                       (["--methods", "ppo"], "--methods"),
                        (["--methods", "lad", "lad"], "--methods"),
                        (["--sft-correct-fraction", "1.5"], "--sft-correct-fraction"),
                        (["--kl-coef", "-1"], "--kl-coef"), (["--kl-coef", "nan"], "--kl-coef"),
-                       (["--minibatches", "5"], "--minibatches"), (["--minibatches", "0"], "--minibatches"),
-                       (["--kl-estimator", "k1"], "--kl-estimator"), (["--advantages", "oracle"], "--advantages"),
-                       (["--seed", "-1"], "--seed"), (["--lr", "abc"], "--lr"),
-                       (["--lr", "inf"], "--lr"), (["--eta", "nan"], "--eta"), (["--clip-eps", "-inf"], "--clip-eps"),
+                       (["--minibatches", "5"], "--minibatches"),
+                       (["--minibatches", "0"], "--minibatches"),
+                       (["--n-embd", "30"], "--n-embd"), (["--eta", "0.01"], "--eta"),
+                       (["--kl-estimator", "k1"], "--kl-estimator"),
+                       (["--advantages", "oracle"], "--advantages"),
+                       (["--seed", "-1"], "--seed"), (["--seed", "1", "1"], "--seed"),
+                       (["--lr", "abc"], "--lr"), (["--lr", "inf"], "--lr"),
+                       (["--eta", "nan"], "--eta"), (["--clip-eps", "-inf"], "--clip-eps"),
                        (["--metrics-json", str(tmp_path)], "--metrics-json"),
                        (["--out-dir", str(a_file / "figures")], "--out-dir"),
                        (["--run-dir", str(a_file)], "--run-dir")]:
         with pytest.raises(SystemExit) as exit_info:
-            tr.parse_args(argv)
+            parse(argv)
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert name in err.splitlines()[-1], (argv, err)
+    with pytest.raises(ValueError, match="--minibatches"):  # the same checks for code
+        tr.Settings(minibatches=5)
 
 
-def test_quick_shrinks_only_what_is_not_given_and_never_writes_to_plots():
-    full, quick = tr.parse_args([]), tr.parse_args(["--quick"])
-    assert full.out_dir == "plots" and quick.out_dir != "plots" and not quick.out_dir.startswith("plots")
+def test_a_run_that_is_not_the_tables_writes_nothing_the_repository_tracks():
+    """The committed figures plots/reasoning_*.png come from the five-seed command, which names
+    --out-dir plots. A one-seed `python train_reasoning.py` or a --quick run must write its
+    figures and checkpoints under runs/, which git ignores, never over the committed ones."""
+    ignored = (Path(__file__).resolve().parent.parent / ".gitignore").read_text().splitlines()
+    assert "runs/" in ignored
+    for argv in ([], ["--quick"], ["--seed", "0", "1", "--iterations", "5"]):
+        settings = parse(argv)
+        for path in (settings.out_dir, settings.run_dir):
+            assert Path(path).parts[0] == "runs", (argv, path)
+        assert settings.metrics_json is None
+
+
+def test_quick_shrinks_only_what_is_not_given():
+    full, quick = parse([]), parse(["--quick"])
     assert quick.iterations < full.iterations and quick.n_embd < full.n_embd
-    explicit = tr.parse_args(["--quick", "--iterations", "7", "--n-embd", "48", "--out-dir", "elsewhere"])
+    assert quick.out_dir != full.out_dir
+    explicit = parse(["--quick", "--iterations", "7", "--n-embd", "48", "--out-dir", "elsewhere"])
     assert (explicit.iterations, explicit.n_embd, explicit.out_dir) == (7, 48, "elsewhere")
     assert explicit.eval_every == quick.eval_every  # the rest still shrinks
-    assert full.kl_coef == full.eta and tr.parse_args(["--eta", "0.5"]).kl_coef == 0.5  # one pi* for both anchors
-    assert tr.parse_args(["--kl-coef", "0.1"]).kl_coef == 0.1
-    assert full.methods == list(tr.METHODS)
+    # one pi* for both anchors: the KL coefficient is eta unless given
+    assert full.kl_coef == full.eta and parse(["--eta", "0.5"]).kl_coef == 0.5
+    assert parse(["--kl-coef", "0.1"]).kl_coef == 0.1
+    assert full.methods == list(METHODS)
 
 
 def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tmp_path):
-    # One thread: the test suite may share the CPU with other work, and oversubscribed threads crawl.
+    # One thread: the suite may share the CPU with other work, and oversubscribed threads crawl.
     argv = ["--quick", "--seed", "3", "--threads", "1", "--metrics-json", str(tmp_path / "m.json"),
             "--out-dir", str(tmp_path / "fig"), "--run-dir", str(tmp_path / "runs")]
     returned = tr.main(argv)
@@ -109,7 +142,7 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
     assert (tmp_path / "fig" / "reasoning_training.png").stat().st_size > 0
     assert len(list((tmp_path / "runs").glob("sft-*.pt"))) == 1  # the cached warm start
     largest = max(TASK.heldout_n) - 1  # most correct answers any held-out prompt has
-    for name in ["sft", *tr.METHODS]:
+    for name in ["sft", *METHODS]:
         m = metrics[name]
         assert 0 <= m["accuracy"] <= 1
         assert 0 <= m["distinct_correct"] <= metrics["settings"]["eval_samples"]
@@ -118,11 +151,12 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
         assert m["wellformed_wrong"] + m["malformed"] == pytest.approx(1 - m["accuracy"])
         assert m["train_exact_accuracy"] is not None
     assert metrics["settings"]["seed"] == [3] and metrics["time_over_grpo"]["grpo"] == 1.0
-    assert set(metrics["time_over_grpo"]) == set(tr.METHODS)
+    assert set(metrics["time_over_grpo"]) == set(METHODS)
     d = metrics["differences"]["lad-kl - grpo-kl"]["effective_correct"]["per_seed"][0]
-    assert d == pytest.approx(metrics["lad-kl"]["effective_correct"] - metrics["grpo-kl"]["effective_correct"])
+    assert d == pytest.approx(metrics["lad-kl"]["effective_correct"]
+                              - metrics["grpo-kl"]["effective_correct"])
 
-    # A second run reuses the cached SFT checkpoint and reproduces every number, whichever variants
+    # A second run reuses the cached SFT checkpoint and reproduces every number, whichever methods
     # run beside it (each has its own random streams) and whether they run in parallel processes
     # (the first run: --workers 2, the default) or one after the other in this one.
     again = tr.main(argv[:-6] + ["--workers", "1", "--methods", "lad-fixed", "grpo-kl",
@@ -132,17 +166,37 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
         assert again[name]["per_seed"] == returned[name]["per_seed"]
 
 
-def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_settings(tmp_path, monkeypatch):
+def test_sft_loss_is_the_cross_entropy_per_completion_token_not_per_padded_slot():
+    """Every completion token has log-probability -0.5, so the cross-entropy per token is 0.5
+    whatever the lengths ("1+9." has 4 tokens, "12+25." 6, of 6 slots each). A loss averaged over
+    the padding as well would be smaller, and would weigh short answers less than long ones."""
+    completions, mask = TASK.completions(["1+9.", "12+25."])
+    data = (TASK.prompts([10, 37]), completions, mask, torch.tensor([0.5, 0.5]))
+    w = torch.nn.Parameter(torch.tensor(-0.5))
+
+    def completion_logprobs(prompts, completions, mask):  # tiny_lm's contract: 0 on padding
+        return torch.where(mask, w.expand(completions.shape), torch.zeros(completions.shape))
+
+    loss = sft.sft_warm_start(completion_logprobs, [w], data, steps=1, batch_size=8, lr=1e-3,
+                              seed=0)
+    assert loss == 0.5
+
+
+def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_settings(
+        tmp_path, monkeypatch):
     """A checkpoint trained by other code, another torch or another thread count is not reused."""
-    args = tr.parse_args(["--run-dir", str(tmp_path)])
-    key = sft.sft_checkpoint_path(TASK, args, 0)
-    assert sft.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) == key
-    assert sft.sft_checkpoint_path(TASK, tr.parse_args(["--run-dir", str(tmp_path), "--threads", "2"]), 0) != key
+    settings = parse(["--run-dir", str(tmp_path)])
+    key = sft.sft_checkpoint_path(TASK, settings, 0)
+    assert sft.sft_checkpoint_path(TASK, parse(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) \
+        == key
+    assert sft.sft_checkpoint_path(TASK, parse(["--run-dir", str(tmp_path), "--threads", "2"]), 0) \
+        != key
     monkeypatch.setattr(torch, "__version__", "0.0.0")
-    assert sft.sft_checkpoint_path(TASK, args, 0) != key
+    assert sft.sft_checkpoint_path(TASK, settings, 0) != key
     monkeypatch.undo()
-    monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["reasoning/methods.py"])  # stands in for edited code
-    assert sft.sft_checkpoint_path(TASK, args, 0) != key
+    # stands in for edited code
+    monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["reasoning/methods.py"])
+    assert sft.sft_checkpoint_path(TASK, settings, 0) != key
 
 
 def _sleep_then_return(index: int, seconds: float) -> int:
@@ -153,17 +207,16 @@ def _sleep_then_return(index: int, seconds: float) -> int:
 
 def test_run_jobs_returns_results_in_job_order_even_when_later_jobs_finish_first():
     """The first job is the slowest: a pool that collected results as they finish would return them
-    reversed, and the variants' runs would be attributed to the wrong names."""
+    reversed, and the methods' runs would be attributed to the wrong names."""
     jobs = [(i, 0.3 * (3 - i)) for i in range(4)]
-    args = tr.Args(workers=2, device="cpu")
-    assert tr.run_jobs(_sleep_then_return, jobs, args) == [0, 1, 2, 3]
+    assert run_jobs(_sleep_then_return, jobs, workers=2) == [0, 1, 2, 3]
 
 
 def test_every_committed_table_is_written_by_the_command_the_readme_prints_beside_it():
     """Each plots/reasoning_*.json must be what a README command writes: the command, parsed as the
-    script parses it, gives exactly the settings the file records. A command edited in the README but
-    not rerun (another --lr, a dropped --advantages, a seed list cut short) turns this red, as does a
-    committed file that no command names."""
+    script parses it, gives exactly the settings the file records. A command edited in the README
+    but not rerun (another --lr, a dropped --advantages, a seed list cut short) turns this red, as
+    does a committed file that no command names."""
     import shlex
     from dataclasses import asdict
     from pathlib import Path
@@ -178,5 +231,5 @@ def test_every_committed_table_is_written_by_the_command_the_readme_prints_besid
     assert committed and sorted(commands) == committed
     for name, argv in commands.items():
         recorded = json.loads((root / name).read_text())["settings"]
-        for key, value in asdict(tr.parse_args(argv)).items():
+        for key, value in asdict(parse_settings(tr.Settings, argv)).items():
             assert recorded[key] == value, (name, key)
