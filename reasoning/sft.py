@@ -19,9 +19,10 @@ is one).
 
 For the tiny GPT, `sft_checkpoint(task, settings, seed)` trains one seed's warm start, or finds it
 in a cache (`sft_checkpoint_path`) keyed by everything that changes the weights: the settings, the
-code, the torch version and the thread count.
+code (the task's own included), the torch version and the thread count.
 """
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import asdict
@@ -80,23 +81,39 @@ def model_config(task: SumTask, settings) -> GPTConfig:
     )
 
 
-# The files whose code decides the SFT weights: a change to any of them is a new checkpoint.
-SFT_CODE = ["reasoning/sft.py", "tiny_lm.py", "reasoning/arithmetic.py"]  # from the repository root
+# The files whose code decides the SFT weights: a change to any of them is a new checkpoint. The
+# task's own files (its class and the classes it derives from) are added to these.
+SFT_CODE = ["reasoning/sft.py", "tiny_lm.py"]  # from the repository root
 SFT_SETTINGS = ("sft_steps", "sft_batch_size", "sft_lr", "sft_correct_fraction", "threads")
+
+
+def task_code(task) -> list[str]:
+    """A digest of each file that defines the task's class or a class it derives from (SumTask's
+    reasoning/arithmetic.py; an exercise's own file for a task written there): a task whose verifier
+    or SFT data changed is another warm start, even under the same class name."""
+    files = []
+    for cls in type(task).__mro__[:-1]:  # every class but object
+        try:
+            files.append(Path(inspect.getfile(cls)))
+        except (TypeError, OSError):  # its module is not imported by name: its methods' files
+            functions = [getattr(v, "__func__", v) for v in vars(cls).values()]
+            files += [Path(f.__code__.co_filename) for f in functions if hasattr(f, "__code__")]
+    return [hashlib.sha1(f.read_bytes()).hexdigest() for f in dict.fromkeys(files) if f.is_file()]
 
 
 def sft_checkpoint_path(task: SumTask, settings, seed: int) -> Path:
     """The cache key is everything that changes the SFT weights: the settings, the code that trains
-    them, the torch version and the thread count (a matrix product split over other threads rounds
-    differently). The same key on the same machine gives the same weights, bit for bit.
-    settings: train_reasoning.Settings (the model's size, the sft_* settings, threads, device,
-    run_dir)."""
+    them and the task's code, the torch version and the thread count (a matrix product split over
+    other threads rounds differently). The same key on the same machine gives the same weights, bit
+    for bit. settings: train_reasoning.Settings (the model's size, the sft_* settings, threads,
+    device, run_dir)."""
     root = Path(__file__).resolve().parent.parent
     key = {
         "seed": seed, "config": asdict(model_config(task, settings)),
         "device": torch.device(settings.device).type,
         "task_class": type(task).__name__,
         "task": [task.N_MIN, task.N_MAX, task.N_HELDOUT, task.SPLIT_SEED],
+        "task_code": task_code(task),
         **{k: getattr(settings, k) for k in SFT_SETTINGS},
         "code": [hashlib.sha1((root / name).read_bytes()).hexdigest() for name in SFT_CODE],
         "torch": torch.__version__,

@@ -1,5 +1,6 @@
 """Tests of the arithmetic task, its verifier, the SFT warm start and its cache, the command line,
 and the GRPO-vs-LAD pipeline end to end (--quick)."""
+import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -196,6 +197,42 @@ def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_s
     monkeypatch.undo()
     # stands in for edited code
     monkeypatch.setattr(sft, "SFT_CODE", sft.SFT_CODE + ["reasoning/methods.py"])
+    assert sft.sft_checkpoint_path(TASK, settings, 0) != key
+
+
+TASK_FILE = """
+from reasoning.arithmetic import SumTask
+
+
+class SingleAnswerTask(SumTask):
+    def sft_data(self, correct_fraction):
+        return super().sft_data({fraction})
+"""
+
+
+def _task_from_file(path: Path, fraction: float):
+    """A SumTask subclass called SingleAnswerTask, defined in its own file, as an exercise writes
+    one."""
+    path.write_text(TASK_FILE.format(fraction=fraction))
+    spec = importlib.util.spec_from_file_location(f"task_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SingleAnswerTask()
+
+
+def test_sft_cache_key_reads_the_tasks_own_code(tmp_path):
+    """Two tasks with the same class name and constants whose SFT data differ (a student's
+    exercise file before and after a fix) train different warm starts: a key blind to the task's
+    code would hand the second the first one's cached checkpoint. The same code gives the same
+    key, so the cache still works."""
+    settings = parse(["--run-dir", str(tmp_path)])
+    before = _task_from_file(tmp_path / "before.py", 0.5)
+    after = _task_from_file(tmp_path / "after.py", 0.9)
+    same = _task_from_file(tmp_path / "same.py", 0.5)
+    assert type(before).__name__ == type(after).__name__
+    key = sft.sft_checkpoint_path(before, settings, 0)
+    assert sft.sft_checkpoint_path(after, settings, 0) != key
+    assert sft.sft_checkpoint_path(same, settings, 0) == key
     assert sft.sft_checkpoint_path(TASK, settings, 0) != key
 
 
