@@ -36,8 +36,12 @@ prefixes of the per-step divergence, sum_t E_{prefix}[KL(pi_ref(.|prefix) || pi(
 with the prefix distribution held fixed: it misses the credit that later tokens give the earlier
 ones.
 
-So train_reasoning.py anchors with k2 on the summed log-ratio (`--kl-estimator k2`, aimed at pi*),
-and keeps per-token k3 (`--kl-estimator k3`, what common trainers run) as a named choice.
+So train_reasoning.py anchors with k2 on the summed log-ratio (`--kl-estimator k2`) and keeps
+per-token k3 (`--kl-estimator k3`, what common trainers run) as a named choice. Beside E[A] (GRPO's
+term), k2 at beta = eta is aimed at pi*. Beside LAD's term at ratio 1, which is REINFORCE with the
+weight w(A) = -f'(exp(-A/eta)), the balance is E[w(A)] - beta KL and the optimum pi_sft
+exp(w(A)/beta) / Z, which is pi* only for f = kl at beta = 1 (reasoning/methods.py's table,
+tests/test_fixed_points.py).
 
 These functions are elementwise: pass per-token log-probabilities for a per-token penalty, or their
 sums over each completion for a sequence-level one; the caller masks and reduces
