@@ -161,8 +161,7 @@ class GPT(nn.Module):
             mask: optional [batch, tokens], True where a token belongs to the completion (up to and
                 including its end marker), False on the padding after it.
             entropy: also return each position's entropy over the whole vocabulary (an
-            entropy-shaped
-                advantage needs it), from the same forward pass.
+                entropy-shaped advantage needs it), from the same forward pass.
         Returns:
             [batch, tokens], 0 where the mask is False. Summing over tokens gives log pi_theta(y|x)
             of each completion; with the mask, it plugs straight into lad_loss / grpo_loss at the
