@@ -504,31 +504,6 @@ def test_committed_metrics_record_paths_relative_to_the_repository(name):
     assert (settings["metrics_json"], settings["output_dir"]) == (f"plots/{name}", "runs/lad_trl")
 
 
-@pytest.mark.parametrize("name,cpu_capability", [("lad_trl_metrics.json", "AVX2"), ("lad_trl_metrics_no_avx.json", "DEFAULT")])
-def test_the_readme_quotes_the_committed_metrics(name, cpu_capability):
-    """The README's TRL tables (a row per seed: held-out reward before, after LAD, after GRPO, then
-    the mean +- std row) are the committed files', rounded, written with the CPU kernels it names.
-    Both losses start from the same evaluation."""
-    metrics = json.loads((REPOSITORY / "plots" / name).read_text())
-    assert metrics["machine"]["cpu_capability"] == cpu_capability
-    readme = (REPOSITORY / "README.md").read_text()
-    section = readme[readme.index("## Training a real model with LAD"):]
-    section = section[: section.index("\n## ", 1)]
-    assert f"--metrics-json plots/{name}" in section
-    runs = {(r["seed"], r["loss"]): r for r in metrics["runs"]}
-    rows = []
-    for seed in metrics["settings"]["seed"]:
-        lad, grpo = runs[seed, "lad"], runs[seed, "grpo"]
-        assert lad["heldout_reward_before"] == grpo["heldout_reward_before"]
-        rows.append(f"| {seed} | {lad['heldout_reward_before']:.3f} | {lad['heldout_reward_after']:.3f} | "
-                    f"{grpo['heldout_reward_after']:.3f} |")
-    summary = metrics["summary"]
-    mean_std = lambda loss, what: f"{summary[loss][what + '_mean']:.3f} ± {summary[loss][what + '_std']:.3f}"  # noqa: E731
-    rows.append(f"| mean ± std | {mean_std('lad', 'before')} | {mean_std('lad', 'after')} | {mean_std('grpo', 'after')} |")
-    for row in rows:
-        assert row in section, f"the README lacks the row {row}"
-
-
 def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
     """--model NAME takes a hub name or a local folder; a tiny GPT-2-style model saved to a folder,
     with a byte-level BPE tokenizer trained here, runs that path offline: the tokenizer loaded by
