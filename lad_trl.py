@@ -72,7 +72,8 @@ When TRL changes, check those, and read the new `GRPOTrainer._compute_loss` for 
 GRPO's loss (a new one belongs in GRPO_LOSS_SETTINGS) and for changes to loss_type="dapo"'s
 normaliser. `tests/test_lad_trl.py` compares this trainer's loss with lad_loss on a fixed batch,
 split in three ways, and through Trainer.training_step, and with `lad=False` with TRL's own loss,
-so a renamed key or a changed return value fails there first.
+and sorts every GRPOConfig setting into what LAD refuses and what it uses, so a renamed key, a
+changed return value or a new setting fails there first.
 
 Run it
 ------
