@@ -73,7 +73,8 @@ GRPO's loss (a new one belongs in GRPO_LOSS_SETTINGS) and for changes to loss_ty
 normaliser. `tests/test_lad_trl.py` compares this trainer's loss with lad_loss on a fixed batch,
 split in three ways, and through Trainer.training_step, and with `lad=False` with TRL's own loss,
 and sorts every GRPOConfig setting into what LAD refuses and what it uses, so a renamed key, a
-changed return value or a new setting fails there first.
+changed return value or a new setting fails there first. `tests/test_lad_trl_two_processes.py`
+runs one generation batch on two real processes (gloo) against the same batch on one.
 
 Run it
 ------

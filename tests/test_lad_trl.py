@@ -2,7 +2,8 @@
 loss is lad_loss, averaged so that the gradient does not depend on how the batch is split over
 micro-batches and processes; with LAD off it is TRL's own GRPO loss; every GRPO setting LAD would
 ignore is refused; lad/above_target counts the ratios the loss weighs. All offline, on CPU.
-The demo's tests are in test_lad_trl_demo.py.
+The demo's tests are in test_lad_trl_demo.py, the two real processes in
+test_lad_trl_two_processes.py.
 
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
