@@ -11,16 +11,17 @@ Then it maximises PPO's clipped surrogate: with ratio = pi_theta(y) / pi_old(y),
     loss = -min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A)
 
 The clip is the trust region: once a response's ratio has moved clip_eps beyond 1 in the direction
-its advantage pushes, its gradient is zero until pi_old is refreshed. At ratio = 1 (the first step on
-a fresh batch) the gradient is exactly the vanilla policy gradient A * grad log pi.
+its advantage pushes, its gradient is zero until pi_old is refreshed. At ratio = 1 (the first step
+on a fresh batch) the gradient is exactly the vanilla policy gradient A * grad log pi.
 
 What GRPO optimises is E_{y ~ pi}[A(y)]: whichever response currently scores best gets more mass,
 step after step, until the policy sits on one response (the collapse LAD is built to avoid).
 
 Optionally a penalty keeps the policy near a reference model, estimated per sample with the "k3"
 estimator of the GRPO paper, exp(logp_ref - logp) - (logp_ref - logp) - 1 (kl_penalty.k3_penalty).
-Its value estimates KL(pi_theta || pi_ref), but as a loss its gradient follows KL(pi_ref || pi_theta):
-kl_penalty.py explains the difference and offers k2, whose gradient follows KL(pi_theta || pi_ref).
+Its value estimates KL(pi_theta || pi_ref), but as a loss its gradient follows KL(pi_ref ||
+pi_theta): kl_penalty.py explains the difference and offers k2, whose gradient follows KL(pi_theta
+|| pi_ref).
 
 Shapes, masks and reductions: prepare_inputs and reduce_loss below, which every loss of the
 tutorial (LAD and the other baselines too) shares.
@@ -39,7 +40,8 @@ REDUCTIONS = ("mean", "none", "sum")
 
 
 def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
-    """Check shapes, masks and the reduction; return (logp, logp_old, advantages, mask) ready to use.
+    """Check shapes, masks and the reduction; return (logp, logp_old, advantages, mask) ready to
+    use.
 
     Sequence level: logp, logp_old, advantages all [batch].
     Token level:    logp, logp_old [batch, tokens]; advantages [batch] (one per sequence, broadcast
@@ -52,9 +54,13 @@ def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
     if logp_old.shape != logp.shape:
-        raise ValueError(f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}")
+        raise ValueError(
+            f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}"
+        )
     if logp.dim() == 2 and advantages.dim() == 1:
-        advantages = advantages.unsqueeze(-1)  # [batch] -> [batch, 1]: the same value for every token
+        advantages = advantages.unsqueeze(
+            -1
+        )  # [batch] -> [batch, 1]: the same value for every token
     try:
         shape = torch.broadcast_shapes(advantages.shape, logp.shape)
     except RuntimeError:
@@ -67,7 +73,9 @@ def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
     advantages = advantages.expand_as(logp)
     if mask is not None:
         if mask.shape != logp.shape:
-            raise ValueError(f"mask must have the shape of logp {tuple(logp.shape)}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must have the shape of logp {tuple(logp.shape)}, got {tuple(mask.shape)}"
+            )
         mask = mask.to(torch.bool)
         logp = torch.where(mask, logp, torch.zeros_like(logp))
         logp_old = torch.where(mask, logp_old, torch.zeros_like(logp_old))
@@ -102,16 +110,19 @@ def group_advantages(
         eps: added to the standard deviation (>= 0, finite).
 
     Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
-    G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are all
-    equal carries no signal and gets advantage exactly 0, for every eps >= 0, never NaN.
+    G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are
+    all equal carries no signal and gets advantage exactly 0, for every eps >= 0, never NaN.
     """
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
         raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
     if rewards.dim() != 1:
-        raise ValueError(f"rewards must be 1-D [n_prompts * group_size], got shape {tuple(rewards.shape)}")
+        raise ValueError(
+            f"rewards must be 1-D [n_prompts * group_size], got shape {tuple(rewards.shape)}"
+        )
     if rewards.numel() % group_size != 0:
         raise ValueError(
-            f"rewards has {rewards.numel()} elements, which is not a multiple of group_size={group_size}"
+            f"rewards has {rewards.numel()} elements, which is not a multiple of "
+            f"group_size={group_size}"
         )
     if not 0 <= eps < float("inf"):  # also catches NaN
         raise ValueError(f"eps must be finite and >= 0, got {eps}")
@@ -155,8 +166,12 @@ def grpo_loss(
     if kl_coef > 0 and logp_ref is None:
         raise ValueError("kl_coef > 0 needs logp_ref, the reference policy's log-probabilities")
     if logp_ref is not None and logp_ref.shape != logp.shape:
-        raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}")
-    logp, logp_old, advantages, mask = prepare_inputs(logp, logp_old, advantages.detach(), mask, reduction)
+        raise ValueError(
+            f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}"
+        )
+    logp, logp_old, advantages, mask = prepare_inputs(
+        logp, logp_old, advantages.detach(), mask, reduction
+    )
     if logp_ref is not None and mask is not None:
         logp_ref = torch.where(mask, logp_ref, torch.zeros_like(logp_ref))
 
@@ -169,4 +184,3 @@ def grpo_loss(
     if kl_coef > 0:
         loss = loss + kl_coef * k3_penalty(logp, logp_ref)
     return reduce_loss(loss, mask, reduction)
-

@@ -18,9 +18,10 @@ passes through zero exactly when the ratio reaches exp(A/eta), the unnormalised 
 beyond it is pushed back, and no clip is needed. (Where the loss is minimised every response has the
 same x = 1/Z instead, Z = E_{pi_old}[exp(A/eta)], and the same weight -f'(1/Z): below the gradient.
 With one update per sampled batch the ratio is exactly 1 when the gradient is taken, and LAD is
-REINFORCE with the shaped advantage -f'(exp(-A/eta)).) `python -m plots.gradient_weights` draws this weight against the ratio for each divergence,
-beside GRPO's clipped one, from autograd on the two losses (plots/gradient_weights.png). The rest of
-the lesson says where the target exp(A/eta) comes from and why matching it is the right goal.
+REINFORCE with the shaped advantage -f'(exp(-A/eta)).) `python -m plots.gradient_weights` draws this
+weight against the ratio for each divergence, beside GRPO's clipped one, from autograd on the two
+losses (plots/gradient_weights.png). The rest of the lesson says where the target exp(A/eta) comes
+from and why matching it is the right goal.
 
 Lemma 3.1: the best trust-region step is a distribution, not an arm
 -------------------------------------------------------------------
@@ -61,8 +62,9 @@ multiplier lambda times the constraint's derivative gives, for every y,
 
     f'(r_y * exp(-A_y / eta)) = lambda.
 
-When f is strictly convex, f' is strictly increasing, so the argument is the same number for every y:
-r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta). Two
+When f is strictly convex, f' is strictly increasing, so the argument is the same number for every
+y: r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta).
+Two
 responses with *equal* advantage therefore keep their relative probabilities: at the minimiser of
 this exact objective (the expectation over every response, optimised to the end) LAD has no reason
 to prefer one of two equally good answers, which is why it does not collapse there. A loss estimated
@@ -82,10 +84,10 @@ This is a policy gradient whose "advantage" is -f'(x_y), and f' is increasing. S
 largest for responses below their target (small x: push them up) and smallest, negative, for
 over-confident ones (large x: push them down). That is how LAD holds back runaway probability growth
 without an entropy bonus. At the optimum every response has the same x_y = 1/Z, with
-Z = E_{pi_old}[exp(A/eta)], and the weight -f'(1/Z) is the same constant for all: it averages to zero
-over pi_theta, since E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever responses
-happen to be sampled. When Z = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD) are silent
-there; KL and reverse KL, written as in the paper's table, have f'(1) = 1 and -1.
+Z = E_{pi_old}[exp(A/eta)], and the weight -f'(1/Z) is the same constant for all: it averages to
+zero over pi_theta, since E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever
+responses happen to be sampled. When Z = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD)
+are silent there; KL and reverse KL, written as in the paper's table, have f'(1) = 1 and -1.
 
 Numerics
 --------
@@ -117,9 +119,9 @@ LOG_2 = 0.6931471805599453
 # The f-divergences of the paper's ablation.
 #
 # For each one: the generator f(x) and its derivative f'(x), as a reader would write them (take x,
-# return a tensor: good for plots and checks, but they overflow for large x), and `weighted_f(u, a)`,
-# which computes exp(a) * f(exp(u - a)) from exp(u), exp(a) and log x = u - a, without forming x.
-# That is the form the loss uses.
+# return a tensor: good for plots and checks, but they overflow for large x), and `weighted_f(u,
+# a)`, which computes exp(a) * f(exp(u - a)) from exp(u), exp(a) and log x = u - a, without forming
+# x. That is the form the loss uses.
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ class Divergence:
     name: str  # the short name used on the command line and in `lad_loss(divergence=...)`
     f: Callable[[torch.Tensor], torch.Tensor]  # the generator f(x), convex, f(1) = 0
     f_prime: Callable[[torch.Tensor], torch.Tensor]  # f'(x): minus the per-sample gradient weight
-    weighted_f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (u, a) -> exp(a) f(exp(u - a))
+    # (u, a) -> exp(a) f(exp(u - a))
+    weighted_f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     strictly_convex: bool  # if so, Lemma 3.2's minimiser is unique
 
 
@@ -172,7 +175,9 @@ def _js(u, a):
     # and log(1 + x) = logaddexp(log x, 0) = softplus(log x). Multiplying by exp(a) turns x into
     # exp(u): each term is one exponential times a log-sized factor, so nothing overflows.
     log_x = u - a
-    far = 0.5 * (torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x)))
+    far = 0.5 * (
+        torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x))
+    )
     # Near x = 1 those two terms almost cancel (the value is about exp(a) (log x)^2 / 8). Written
     # around the midpoint of u and a, the same value is
     #   1/4 (exp(u) - exp(a)) log x - 1/2 (exp(u) + exp(a)) log cosh(log x / 2),
@@ -180,7 +185,9 @@ def _js(u, a):
     # The clamp only keeps this unused branch finite where |log x| >= 1.
     log_x_near = log_x.clamp(-1.0, 1.0)
     log_cosh = torch.log1p(2 * torch.sinh(0.25 * log_x_near) ** 2)
-    near = 0.25 * _exp_difference(u, a) * log_x_near - 0.5 * (torch.exp(u) + torch.exp(a)) * log_cosh
+    near = (
+        0.25 * _exp_difference(u, a) * log_x_near - 0.5 * (torch.exp(u) + torch.exp(a)) * log_cosh
+    )
     return torch.where(log_x.abs() < 1.0, near, far)
 
 
@@ -189,9 +196,15 @@ DIVERGENCES = {
     for d in [
         Divergence("kl", lambda x: x * torch.log(x), lambda x: torch.log(x) + 1, _kl, True),
         Divergence("rkl", lambda x: -torch.log(x), lambda x: -1 / x, _rkl, True),
-        Divergence("jf", lambda x: (x - 1) * torch.log(x), lambda x: torch.log(x) + 1 - 1 / x, _jf, True),
-        Divergence("tv", lambda x: 0.5 * torch.abs(x - 1), lambda x: 0.5 * torch.sign(x - 1), _tv, False),
-        Divergence("hd", lambda x: (torch.sqrt(x) - 1) ** 2, lambda x: 1 - 1 / torch.sqrt(x), _hd, True),
+        Divergence(
+            "jf", lambda x: (x - 1) * torch.log(x), lambda x: torch.log(x) + 1 - 1 / x, _jf, True
+        ),
+        Divergence(
+            "tv", lambda x: 0.5 * torch.abs(x - 1), lambda x: 0.5 * torch.sign(x - 1), _tv, False
+        ),
+        Divergence(
+            "hd", lambda x: (torch.sqrt(x) - 1) ** 2, lambda x: 1 - 1 / torch.sqrt(x), _hd, True
+        ),
         Divergence(
             "js",
             lambda x: 0.5 * (x * torch.log(x) - (x + 1) * torch.log((x + 1) / 2)),
@@ -222,7 +235,8 @@ def lad_loss(
     mask: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """The practical LAD objective of Lemma 3.2: exp(A/eta) * f(x), log x = (logp - logp_old) - A/eta.
+    """The practical LAD objective of Lemma 3.2: exp(A/eta) * f(x), log x = (logp - logp_old) -
+    A/eta.
 
     Args:
         logp: log pi_theta of the sampled responses, [batch] (sequence level) or [batch, tokens]

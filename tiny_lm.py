@@ -12,12 +12,13 @@ A decoder-only transformer reads a prompt x and a completion y as one string of 
 every position, predicts the next character. The probability of a whole completion is the product of
 its characters' probabilities, so log pi_theta(y|x) is the sum of the per-token log-probabilities of
 y's tokens (never of the prompt's: the policy does not choose the prompt). Losses can use the
-per-token values (a ratio per token) or their sum over a completion (one ratio per sequence); both are
-built from `completion_logprobs`.
+per-token values (a ratio per token) or their sum over a completion (one ratio per sequence); both
+are built from `completion_logprobs`.
 
 Two choices that matter for RL and not for ordinary language modelling:
-  * no dropout. PPO-style losses compare pi_theta with pi_old, the same weights that sampled the batch.
-    With dropout the two would disagree even before the first update, and the ratio would not start at 1.
+  * no dropout. PPO-style losses compare pi_theta with pi_old, the same weights that sampled the
+    batch. With dropout the two would disagree even before the first update, and the ratio would not
+    start at 1.
   * sampling returns the log-probabilities of the tokens it drew: log pi_old(y|x) of the batch. They
     come from the step-by-step forward passes of sampling, and differ in the last bits from what
     completion_logprobs computes over the whole completion at once; train_reasoning.py runs that
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 @dataclass
 class GPTConfig:
     # The defaults are the arithmetic task's (arithmetic.SumTask): 13 characters, and a 3-character
-    # prompt plus a completion of up to 6, so `python tiny_lm.py` counts the experiment's parameters.
+    # prompt plus a completion of up to 6, so `python tiny_lm.py` counts the experiment's
+    # parameters.
     vocab_size: int = 13  # number of distinct characters
     block_size: int = 9  # longest prompt + completion the model can read
     n_layer: int = 2
@@ -51,20 +53,24 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         assert config.n_embd % config.n_head == 0
         self.n_head = config.n_head
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)  # queries, keys and values in one matmul
+        self.qkv = nn.Linear(
+            config.n_embd, 3 * config.n_embd
+        )  # queries, keys and values in one matmul
         self.proj = nn.Linear(config.n_embd, config.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
-        # [B, T, C] -> [B, n_head, T, head_size]: every head attends on its own slice of the channels.
+        # [B, T, C] -> [B, n_head, T, head_size]: every head attends on its own slice of the
+        # channels.
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         # One fused call computes, for every head,
         #     softmax(q k^T / sqrt(head_size) + causal) v,   causal[t, s] = 0 if s <= t else -inf.
         # Dividing by sqrt(head_size) keeps the scores' variance near 1 at initialisation, so the
         # softmax starts soft instead of picking one position. The causal mask stops a position from
         # seeing the characters after it (else predicting the next character would be copying it).
-        # Written out with a mask and a softmax the result is the same, about twice as slow on a CPU.
+        # Written out with a mask and a softmax the result is the same, about twice as slow on a
+        # CPU.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, n_head, T, head_size]
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.proj(y)
@@ -106,10 +112,10 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embeddings
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
-        # Tied head: the output layer reuses the token embedding matrix, so "how a character is read"
-        # and "how strongly the model predicts it" live in one table (as in GPT-2). With a large
-        # vocabulary this saves most of the parameters; with our ~15 characters it saves little and
-        # is kept because it is the standard choice and one matrix less to explain.
+        # Tied head: the output layer reuses the token embedding matrix, so "how a character is
+        # read" and "how strongly the model predicts it" live in one table (as in GPT-2). With a
+        # large vocabulary this saves most of the parameters; with our ~15 characters it saves
+        # little and is kept because it is the standard choice and one matrix less to explain.
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
@@ -126,10 +132,13 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())  # the tied matrix is counted once
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx [batch, length] of token ids -> logits [batch, length, vocab] for the *next* token."""
+        """idx [batch, length] of token ids -> logits [batch, length, vocab] for the *next*
+        token."""
         B, T = idx.shape
         if T > self.config.block_size:
-            raise ValueError(f"sequence of length {T} is longer than block_size={self.config.block_size}")
+            raise ValueError(
+                f"sequence of length {T} is longer than block_size={self.config.block_size}"
+            )
         pos = torch.arange(T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
         for block in self.blocks:
@@ -151,12 +160,13 @@ class GPT(nn.Module):
             completions: [batch, tokens] token ids, written after the prompts.
             mask: optional [batch, tokens], True where a token belongs to the completion (up to and
                 including its end marker), False on the padding after it.
-            entropy: also return each position's entropy over the whole vocabulary (an entropy-shaped
-                advantage needs it), from the same forward pass.
+            entropy: also return each position's entropy over the whole vocabulary (an
+                entropy-shaped advantage needs it), from the same forward pass.
         Returns:
-            [batch, tokens], 0 where the mask is False. Summing over tokens gives log pi_theta(y|x) of
-            each completion; with the mask, it plugs straight into lad_loss / grpo_loss at the token level.
-            With entropy=True, (that, the entropies [batch, tokens], also 0 where the mask is False).
+            [batch, tokens], 0 where the mask is False. Summing over tokens gives log pi_theta(y|x)
+            of each completion; with the mask, it plugs straight into lad_loss / grpo_loss at the
+            token level. With entropy=True, (that, the entropies [batch, tokens], also 0 where the
+            mask is False).
         """
         P = prompts.shape[1]
         idx = torch.cat([prompts, completions], dim=1)
@@ -195,13 +205,15 @@ class GPT(nn.Module):
             token ids, their per-token log-probs (0 on padding), True on real tokens. The log-probs
             are log pi_theta of the drawn tokens: log pi_old for the batch.
         """
-        idx = prompts.repeat_interleave(num_samples, dim=0)  # [n * G, prompt_len], groups consecutive
+        idx = prompts.repeat_interleave(
+            num_samples, dim=0
+        )  # [n * G, prompt_len], groups consecutive
         N = idx.shape[0]
         done = torch.zeros(N, dtype=torch.bool, device=idx.device)
         tokens, logps, masks = [], [], []
         # A loop over positions, never over samples: each step extends every sequence by one token.
-        # There is no key/value cache: sequences are a dozen characters, so re-running the whole prefix
-        # is cheap and keeps the model code simple.
+        # There is no key/value cache: sequences are a dozen characters, so re-running the whole
+        # prefix is cheap and keeps the model code simple.
         for _ in range(max_new_tokens):
             logits = self(idx)[:, -1, :]  # only the last position's prediction
             logprobs = torch.log_softmax(logits, dim=-1)
@@ -216,7 +228,11 @@ class GPT(nn.Module):
             idx = torch.cat([idx, next_token.unsqueeze(1)], dim=1)
             if done.all():
                 break
-        completions, logp, mask = torch.stack(tokens, 1), torch.stack(logps, 1), torch.stack(masks, 1)
+        completions, logp, mask = (
+            torch.stack(tokens, 1),
+            torch.stack(logps, 1),
+            torch.stack(masks, 1),
+        )
         # Pad to max_new_tokens so that batches sampled at different times have the same shape.
         pad = max_new_tokens - completions.shape[1]
         if pad > 0:

@@ -1,5 +1,5 @@
-"""EntAdv: GRPO with an entropy-shaped advantage (Cheng et al., 2025, "Reasoning with Exploration: An
-Entropy Perspective", arXiv 2506.14758).
+"""EntAdv: GRPO with an entropy-shaped advantage (Cheng et al., 2025, "Reasoning with Exploration:
+An Entropy Perspective", arXiv 2506.14758).
 
 A short lesson before the code.
 
@@ -36,8 +36,8 @@ response as GRPO's: EntAdv changes the speed of the collapse, not its end point
 
 The authors give the method as one line of code (their Figure 1). We did not find their released
 code; the defaults alpha = 0.4 and kappa = 2 are the values used by public verl reimplementations
-(e.g. actors with `use_entropy_advantage`, `entropy_advantage_alpha=0.4`, `entropy_advantage_kappa=2.0`),
-which we take to be the paper's setting.
+(e.g. actors with `use_entropy_advantage`, `entropy_advantage_alpha=0.4`,
+`entropy_advantage_kappa=2.0`), which we take to be the paper's setting.
 
 Usage (token level; advantages [batch] are broadcast over each completion's tokens):
 
@@ -54,13 +54,16 @@ from grpo_loss import grpo_loss, prepare_inputs
 
 def entropy_advantages(advantages: torch.Tensor, entropy: torch.Tensor, alpha: float = 0.4,
                        kappa: float = 2.0) -> torch.Tensor:
-    """A~ = A + min(alpha * H.detach(), |A| / kappa), elementwise (A and H of one shape, or broadcastable).
+    """A~ = A + min(alpha * H.detach(), |A| / kappa), elementwise (A and H of one shape, or
+    broadcastable).
 
     Keeps A's sign for kappa > 1 and H >= 0 (see the module docstring)."""
     if not 0 <= alpha < math.inf:  # also catches NaN
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
     if not 1 < kappa < math.inf:
-        raise ValueError(f"kappa must be a finite number > 1 (so that A keeps its sign), got {kappa}")
+        raise ValueError(
+            f"kappa must be a finite number > 1 (so that A keeps its sign), got {kappa}"
+        )
     advantages = advantages.detach()
     return advantages + torch.minimum(alpha * entropy.detach(), advantages.abs() / kappa)
 
@@ -87,8 +90,11 @@ def entadv_loss(
         kappa: the clip of the bonus at |A| / kappa, > 1.
     """
     if entropy.shape != logp.shape:
-        raise ValueError(f"entropy must have the shape of logp {tuple(logp.shape)}, got {tuple(entropy.shape)}")
-    # Broadcast [batch] advantages over the tokens (and check the shapes) before shaping them per token.
+        raise ValueError(
+            f"entropy must have the shape of logp {tuple(logp.shape)}, got {tuple(entropy.shape)}"
+        )
+    # Broadcast [batch] advantages over the tokens (and check the shapes) before shaping them per
+    # token.
     _, _, advantages, valid = prepare_inputs(logp, logp_old, advantages, mask, reduction)
     if valid is not None:  # padding may hold anything; only the counted tokens' entropies are used
         entropy = torch.where(valid, entropy, torch.zeros_like(entropy))

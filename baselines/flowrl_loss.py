@@ -8,12 +8,12 @@ The same kind of target as LAD, reached another way
 LAD and FlowRL both want a *distribution* over responses, not the single best one: a reference
 policy tilted by the reward,
 
-    pi*(y|x) = pi_ref(y|x) * exp(beta * r(x, y)) / Z(x),      Z(x) = sum_y pi_ref(y|x) exp(beta r(x, y)).
+    pi*(y|x) = pi_ref(y|x) * exp(beta * r(x, y)) / Z(x),   Z(x) = sum_y pi_ref(y|x) exp(beta r(x,y))
 
 With pi_ref = pi_old and beta = 1/eta that is Lemma 3.1's target (lad_loss.py). LAD never needs the
-partition function Z: Lemma 3.2 turns "match the normalised distribution" into a per-sample loss whose
-minimiser is pi* anyway. FlowRL *learns* Z instead. It borrows trajectory balance from GFlowNets and
-asks every sampled response to satisfy
+partition function Z: Lemma 3.2 turns "match the normalised distribution" into a per-sample loss
+whose minimiser is pi* anyway. FlowRL *learns* Z instead. It borrows trajectory balance from
+GFlowNets and asks every sampled response to satisfy
 
     log Z(x) + log pi(y|x) = beta * r(x, y) + log pi_ref(y|x),
 
@@ -23,10 +23,10 @@ the policy; in the bandit (bandit.py) one scalar, since there is one prompt.
 
 Why the minimiser is pi*, with the true log Z
 ---------------------------------------------
-If delta(y) = 0 for every y, then pi(y) = pi_ref(y) exp(beta r(y)) / exp(log Z), and since pi sums to
-one, exp(log Z) = sum_y pi_ref(y) exp(beta r(y)): the residual can only vanish everywhere at pi* with
-the true partition function. The samples come from the current policy (pi_old = pi, weight w = 1), so
-for a softmax policy with logits theta the expected gradient is
+If delta(y) = 0 for every y, then pi(y) = pi_ref(y) exp(beta r(y)) / exp(log Z), and since pi sums
+to one, exp(log Z) = sum_y pi_ref(y) exp(beta r(y)): the residual can only vanish everywhere at pi*
+with the true partition function. The samples come from the current policy (pi_old = pi, weight w =
+1), so for a softmax policy with logits theta the expected gradient is
 
     d/d theta_k:  2 pi_k (delta_k - E_pi[delta])        d/d log Z:  2 E_pi[delta],
 
@@ -38,12 +38,12 @@ optimum and grows with the squared log-ratio error of each sampled response.
 What the code computes (the authors' `compute_flowrl_objective`)
 ----------------------------------------------------------------
 Checked against the authors' released code, repository Xuekai-Zhu/FlowRL,
-verl_FlowRL/verl/workers/actor/dp_actor.py (`compute_flowrl_objective`, and the `return_log_z` branch
-of `_forward_micro_batch`, where log Z is `proj_z` applied to the prompt's mean last hidden state,
-not detached, so its gradient also reaches the policy's hidden states). Their later repository
-Xuekai-Zhu/verl_FlowRL, recipe/flowrl/flowrl_objectives.py, drops log Z from the residual altogether
-(`compute_flowrl` and `compute_flowrl_no_log_z` compute the same thing there); we keep it, as the
-paper and the released actor have it. Per completion, with its tokens' log-probabilities:
+verl_FlowRL/verl/workers/actor/dp_actor.py (`compute_flowrl_objective`, and the `return_log_z`
+branch of `_forward_micro_batch`, where log Z is `proj_z` applied to the prompt's mean last hidden
+state, not detached, so its gradient also reaches the policy's hidden states). Their later
+repository Xuekai-Zhu/verl_FlowRL, recipe/flowrl/flowrl_objectives.py, drops log Z from the residual
+altogether (`compute_flowrl` and `compute_flowrl_no_log_z` compute the same thing there); we keep
+it, as the paper and the released actor have it. Per completion, with its tokens' log-probabilities:
 
     delta = log Z + mean_t log pi(y_t) - beta * r_hat - mean_t log pi_ref(y_t)
     loss  = w * delta^2,       w = min(exp(sum_t (log pi(y_t) - log pi_old(y_t))), 10), detached
@@ -52,16 +52,16 @@ and the mean over completions. r_hat is the group-normalised reward (they pass G
 beta = 15 in their math recipe.
   * The importance weight. The paper clips w to [1 - eps, 1 + eps]; an early release computed that
     clip and then used the unclipped w; the current code truncates it at 10. We truncate at
-    `max_weight` = 10, as the current code does. With one optimiser step per sampled batch (bandit.py,
-    and train_reasoning.py's default) pi = pi_old when the gradient is taken, so w = 1 exactly and the
-    choice does not matter there; it matters only from the second step on a batch.
+    `max_weight` = 10, as the current code does. With one optimiser step per sampled batch
+    (bandit.py, and train_reasoning.py's default) pi = pi_old when the gradient is taken, so w = 1
+    exactly and the choice does not matter there; it matters only from the second step on a batch.
   * The length normalisation: the residual holds the *mean* of the tokens' log-probabilities, not
     their sum. It changes the target. delta = 0 now reads
         log pi(y) = log pi_ref(y) + |y| * (beta * r_hat(y) - log Z),
     so each completion's reward is multiplied by its own length |y| and log Z is a per-token
-    normaliser (the unique c with sum_y pi_ref(y) exp(|y| (beta r_hat - c)) = 1). If every completion
-    has L tokens, the target is pi_ref exp(L beta r_hat) / Z': the sharpness grows with the length.
-    Only with |y| = 1 (the bandit) is it pi_ref exp(beta r_hat) / Z.
+    normaliser (the unique c with sum_y pi_ref(y) exp(|y| (beta r_hat - c)) = 1). If every
+    completion has L tokens, the target is pi_ref exp(L beta r_hat) / Z': the sharpness grows with
+    the length. Only with |y| = 1 (the bandit) is it pi_ref exp(beta r_hat) / Z.
   * The normalised reward. r_hat = (r - mean) / std of the group, so the target's temperature is
     std / beta and moves with the spread of the group's rewards; bandit.py says which beta makes its
     fixed point LAD's pi*.
@@ -92,7 +92,8 @@ def flowrl_loss(
     max_weight: float = 10.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """FlowRL's trajectory-balance loss, w * (log Z + log pi - beta * r_hat - log pi_ref)^2 per completion.
+    """FlowRL's trajectory-balance loss, w * (log Z + log pi - beta * r_hat - log pi_ref)^2 per
+    completion.
 
     Args:
         logp: log pi_theta of the sampled tokens, [batch, tokens] (FlowRL's form: each completion's
@@ -100,10 +101,12 @@ def flowrl_loss(
             completion, e.g. summed: the residual takes it as it is).
         logp_old: the same under pi_old, which sampled the batch; the shape of logp. Only the
             importance weight w uses it. Treated as a constant.
-        logp_ref: the same under the reference policy pi_ref; the shape of logp. Treated as a constant.
+        logp_ref: the same under the reference policy pi_ref; the shape of logp. Treated as a
+        constant.
         log_z: the learned log partition function of each completion's prompt, [batch]. It carries
             a gradient: the loss trains it together with the policy.
-        rewards: r_hat, the group-normalised reward of each completion, [batch]. Treated as a constant.
+        rewards: r_hat, the group-normalised reward of each completion, [batch]. Treated as a
+        constant.
         beta: the reward's inverse temperature, > 0 (their math recipe: 15).
         mask: optional, the shape of logp at the token level; True where a token counts.
         max_weight: w is truncated at this value (>= 1, finite), as the authors' current code does.
@@ -116,11 +119,17 @@ def flowrl_loss(
     if logp.dim() not in (1, 2):
         raise ValueError(f"logp must be [batch] or [batch, tokens], got shape {tuple(logp.shape)}")
     if rewards.shape != logp.shape[:1]:
-        raise ValueError(f"rewards must have shape [batch] = {tuple(logp.shape[:1])}, got {tuple(rewards.shape)}")
+        raise ValueError(
+            f"rewards must have shape [batch] = {tuple(logp.shape[:1])}, got {tuple(rewards.shape)}"
+        )
     if log_z.shape != logp.shape[:1]:
-        raise ValueError(f"log_z must have shape [batch] = {tuple(logp.shape[:1])}, got {tuple(log_z.shape)}")
+        raise ValueError(
+            f"log_z must have shape [batch] = {tuple(logp.shape[:1])}, got {tuple(log_z.shape)}"
+        )
     if logp_ref.shape != logp.shape:
-        raise ValueError(f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}")
+        raise ValueError(
+            f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}"
+        )
     logp, logp_old, _, mask = prepare_inputs(logp, logp_old, rewards, mask, reduction)
     if mask is not None:  # padding may hold anything, even log 0 = -inf: it must not reach the sums
         logp_ref = torch.where(mask, logp_ref, torch.zeros_like(logp_ref))
@@ -134,7 +143,7 @@ def flowrl_loss(
         mean_logp, mean_logp_ref, log_ratio = logp, logp_ref, logp - logp_old
 
     delta = log_z + mean_logp - beta * rewards.detach() - mean_logp_ref
-    # min(ratio, max_weight), taken in log space so that a large ratio cannot overflow first; detached:
-    # w reweights the samples, the gradient flows through delta only.
+    # min(ratio, max_weight), taken in log space so that a large ratio cannot overflow first;
+    # detached: w reweights the samples, the gradient flows through delta only.
     w = torch.exp(log_ratio.detach().clamp(max=math.log(max_weight)))
     return reduce_loss(w * delta**2, None, reduction)

@@ -1,11 +1,11 @@
 """Output files: check where they go before the work, write the metrics after it.
 
-    output_path_problem(path, kind)  why a figure, metrics file or folder could not be written, or None:
-                                     a bad path is a one-line command-line error before any training,
-                                     not a traceback at the end of a long run
-    repository_path(path)            how a metrics file records a path: relative to the repository when
-                                     it lies inside it, so a committed file names its outputs the same
-                                     way on every clone
+    output_path_problem(path, kind)  why a figure, metrics file or folder could not be written, or
+                                     None: a bad path is a one-line command-line error before any
+                                     training, not a traceback at the end of a long run
+    repository_path(path)            how a metrics file records a path: relative to the repository
+                                     when it lies inside it, so a committed file names its outputs
+                                     the same way on every clone
     write_metrics_json(path, m)      the metrics as indented JSON (parent folders created)
 """
 import json
@@ -32,7 +32,9 @@ def output_path_problem(path, kind: str = "file") -> str | None:
 
         formats = FigureCanvasAgg.get_supported_filetypes()
         if path.suffix.lower().lstrip(".") not in formats:
-            return "a figure's name must end in one of " + ", ".join("." + f for f in sorted(formats))
+            return "a figure's name must end in one of " + ", ".join(
+                "." + f for f in sorted(formats)
+            )
     if path.exists():
         if kind == "dir":
             if not path.is_dir():
@@ -65,7 +67,11 @@ def repository_path(path) -> str | None:
     if path is None:
         return None
     resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPOSITORY)) if resolved.is_relative_to(REPOSITORY) else str(resolved)
+    return (
+        str(resolved.relative_to(REPOSITORY))
+        if resolved.is_relative_to(REPOSITORY)
+        else str(resolved)
+    )
 
 
 def write_metrics_json(path, metrics: dict) -> Path:

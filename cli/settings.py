@@ -1,7 +1,7 @@
-"""One way to declare a script's settings: a dataclass whose fields carry their help, type and bounds.
+"""One way to declare a script's settings: a dataclass whose fields carry help, type and bounds.
 
-Every chapter script (bandit.py, train_reasoning.py, lad_trl.py) declares its knobs the way CleanRL's
-`Args` does, one line each, and this file builds the command line from them:
+Every chapter script (bandit.py, train_reasoning.py, lad_trl.py) declares its knobs the way
+CleanRL's `Args` does, one line each, and this file builds the command line from them:
 
     @dataclass
     class Settings:
@@ -15,17 +15,19 @@ Every chapter script (bandit.py, train_reasoning.py, lad_trl.py) declares its kn
 
     settings = parse_settings(Settings, argv, "what the script does")
 
-    setting(default, help, ...)       a field: its default, one line of help, and what a value must be
-                                      (low <=, above <, below >, high >=, choices, distinct); `quick` is
-                                      its value under --quick, unless the flag is given
-    check(settings)                   every field against its bounds and choices, in declaration order;
-                                      a ValueError that names the flag (`--eta must be > 0, got -1`)
-    parse_settings(cls, argv, text)   the command line: --name-with-dashes for each field, types from
-                                      the annotations, nargs="+" for lists, a switch for booleans; the
-                                      defaults (and the --quick values) in --help. A bad value, a bad
-                                      combination (the dataclass's own checks) or a bad path is one
-                                      line on stderr and exit status 2, before any work starts
-    number(cast, ...)                 the argparse type behind each numeric flag
+    setting(default, help, ...)      a field: its default, one line of help, and what a value must
+                                     be (low <=, above <, below >, high >=, choices, distinct);
+                                     `quick` is its value under --quick, unless the flag is given
+    check(settings)                  every field against its bounds and choices, in declaration
+                                     order: a ValueError that names the flag
+                                     (`--eta must be > 0, got -1`)
+    parse_settings(cls, argv, text)  the command line: --name-with-dashes for each field, types
+                                     from the annotations, nargs="+" for lists, a switch for
+                                     booleans; the defaults (and the --quick values) in --help. A
+                                     bad value, a bad combination (the dataclass's own checks) or a
+                                     bad path is one line on stderr and exit status 2, before any
+                                     work starts
+    number(cast, ...)                the argparse type behind each numeric flag
 
 The checks live in the dataclass, so a settings object built in code (a test, an exercise) is
 refused the same way as a command line, with a ValueError instead of an exit.
@@ -57,7 +59,9 @@ def flag(name: str) -> str:
 
 
 def _rule(meta) -> str:
-    return " and ".join(f"{sign} {meta[key]:g}" for key, sign, _ in _BOUNDS if meta[key] is not None)
+    return " and ".join(
+        f"{sign} {meta[key]:g}" for key, sign, _ in _BOUNDS if meta[key] is not None
+    )
 
 
 def _problem(value, meta) -> str | None:
@@ -65,7 +69,9 @@ def _problem(value, meta) -> str | None:
     if meta["choices"] is not None and value not in meta["choices"]:
         return f"must be one of {', '.join(map(str, meta['choices']))}, got {value}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        broken = [sign for key, sign, ok in _BOUNDS if meta[key] is not None and not ok(value, meta[key])]
+        broken = [
+            sign for key, sign, ok in _BOUNDS if meta[key] is not None and not ok(value, meta[key])
+        ]
         if not math.isfinite(value) or broken:  # `not ok` also catches NaN
             rule = _rule(meta)
             return f"must be a finite number{' ' + rule if rule else ''}, got {value}"
@@ -73,7 +79,8 @@ def _problem(value, meta) -> str | None:
 
 
 def check(settings) -> None:
-    """Every field of `settings` against its bounds and choices: a ValueError naming the first bad flag."""
+    """Every field of `settings` against its bounds and choices: a ValueError naming the first bad
+    flag."""
     for f in dataclasses.fields(settings):
         meta, value = f.metadata, getattr(settings, f.name)
         if "help" not in meta or value is None:
@@ -82,7 +89,9 @@ def check(settings) -> None:
         if isinstance(value, list) and not value:
             raise ValueError(f"{flag(f.name)} needs at least one value")
         if meta["distinct"] and len(set(values)) != len(values):
-            raise ValueError(f"{flag(f.name)} values must be distinct, got {' '.join(map(str, values))}")
+            raise ValueError(
+                f"{flag(f.name)} values must be distinct, got {' '.join(map(str, values))}"
+            )
         for v in values:
             problem = _problem(v, meta)
             if problem:
@@ -98,7 +107,9 @@ def number(cast, low=None, above=None, below=None, high=None):
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{'n integer' if cast is int else ' number'}: {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"not a{'n integer' if cast is int else ' number'}: {text!r}"
+            )
         problem = _problem(value, meta)
         if problem:
             raise argparse.ArgumentTypeError(problem)
@@ -119,7 +130,9 @@ def _base_type(annotation):
 
 def _help(f, meta) -> str:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    shown = meta["default_text"] or (" ".join(map(str, default)) if isinstance(default, list) else default)
+    shown = meta["default_text"] or (
+        " ".join(map(str, default)) if isinstance(default, list) else default
+    )
     text = f"{meta['help']} (default: {'none' if shown is None else shown}"
     if meta["quick"] is not None:
         text += f"; with --quick: {meta['quick']}"
@@ -142,8 +155,11 @@ def build_parser(cls, description: str) -> argparse.ArgumentParser:
             options["action"] = "store_true"
         else:
             numeric = kind in (int, float)
-            options["type"] = number(kind, meta["low"], meta["above"], meta["below"], meta["high"]) \
-                if numeric and not meta["choices"] else kind
+            options["type"] = (
+                number(kind, meta["low"], meta["above"], meta["below"], meta["high"])
+                if numeric and not meta["choices"]
+                else kind
+            )
             if meta["choices"]:
                 options["choices"] = meta["choices"]
                 options["metavar"] = kind.__name__.upper() if is_list else None

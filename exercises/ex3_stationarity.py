@@ -17,13 +17,15 @@ choice of r >= 0 with sum_y pi_old(y) r_y = 1, and
   2. When f is strictly convex, f' is strictly increasing (one-to-one). Conclude that every x_y is
      the same number, that r_y is proportional to exp(A_y/eta), and that pi = pi*.
   3. At pi = pi*, what is that common value of x_y? (It involves Z.) So what is lambda?
-  4. Total variation, f(x) = |x - 1|/2, is convex but not strictly: f' is -1/2 below 1 and +1/2 above.
-     Suppose Z > 1. Find a policy other than pi* that satisfies the condition and has the same value
-     of L. (Which x_y does pi* have when Z > 1? Which other policies keep every x_y on that side of 1?)
+  4. Total variation, f(x) = |x - 1|/2, is convex but not strictly: f' is -1/2 below 1 and +1/2
+     above. Suppose Z > 1. Find a policy other than pi* that satisfies the condition and has the
+     same value of L. (Which x_y does pi* have when Z > 1? Which other policies keep every x_y on
+     that side of 1?)
 
-Then write the four functions below. Divergences are looked up by name in lad_loss.DIVERGENCES, whose
-entries carry f, f' (`f_prime`) and `weighted_f(u, a) = exp(a) f(exp(u - a))`, the form lad_loss uses.
-All tensors are 1-D float64 over the responses, [n]; pi and pi_old are strictly positive.
+Then write the four functions below. Divergences are looked up by name in lad_loss.DIVERGENCES,
+whose entries carry f, f' (`f_prime`) and `weighted_f(u, a) = exp(a) f(exp(u - a))`, the form
+lad_loss uses. All tensors are 1-D float64 over the responses, [n]; pi and pi_old are strictly
+positive.
 
 Check your answer:  python -m pytest exercises/checks/test_ex3_stationarity.py
 """
@@ -45,12 +47,19 @@ def lagrange_multiplier(pi_old, advantages, eta: float, divergence: str) -> floa
     raise NotImplementedError("exercise 3: write lagrange_multiplier")
 
 
-def minimise_exact_objective(pi_old, advantages, eta: float, divergence: str) -> torch.Tensor:
-    """Minimise L over softmax policies pi = softmax(theta) numerically; return pi [n].
+def minimise_exact_objective(pi_old, advantages, eta: float,
+                             divergence: str) -> tuple[torch.Tensor, list[float]]:
+    """Minimise L over softmax policies pi = softmax(theta) numerically, starting at pi = pi_old;
+    return the policy pi [n] it ends at and its path: a list of floats, L at the start and then L
+    after each optimiser step, ending with L at the returned pi.
 
     L with the exact expectation over the n responses is sum_y pi_old(y) * lad_loss(...) per
     response (reduction="none"). torch.optim.LBFGS with line_search_fn="strong_wolfe" in float64
     converges in a few dozen iterations; Adam with a few thousand steps also does.
+
+    Why the path: you could write the minimiser down from question 3 without optimising anything,
+    and no check of the end point alone can tell. The point is to watch an optimiser that knows only
+    L land on pi*, so the check also asks where it started and that L came down to L(pi*).
     """
     raise NotImplementedError("exercise 3: write minimise_exact_objective")
 

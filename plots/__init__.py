@@ -1,4 +1,5 @@
-"""Plotting helpers shared by the experiments: a learned distribution against its target, and curves.
+"""Plotting helpers shared by the experiments: a learned distribution against its target, and
+curves.
 
 The whole tutorial draws two kinds of pictures:
   * bars over outcomes (the bandit's 50 arms, or the correct answers of an arithmetic prompt): the
@@ -29,13 +30,13 @@ import matplotlib.colors  # noqa: E402  (must come after the backend is chosen)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-# One colour per method, the same in every figure of the tutorial (the names are the methods' names in
-# bandit.py and train_reasoning.py). The rule: the hue says the loss, the shade and the line say the
-# anchor.
+# One colour per method, the same in every figure of the tutorial (the names are the methods' names
+# in bandit.py and train_reasoning.py). The rule: the hue says the loss, the shade and the line say
+# the anchor.
 #   hue    red: GRPO; blue: LAD; green: FlowRL; purple, brown, pink: GRPO with one of the paper's
 #          entropy regularisers (EntAdv, Clip-Cov, KL-Cov)
-#   shade  the loss alone: its full colour and a solid line; with a KL penalty to pi_sft: a dark shade
-#          and a dashed line; with pi_old frozen at pi_sft: a light shade and a dash-dot line
+#   shade  the loss alone: its full colour and a solid line; with a KL penalty to pi_sft: a dark
+#          shade and a dashed line; with pi_old frozen at pi_sft: a light shade and a dash-dot line
 METHOD_COLORS = {
     "target": "#9e9e9e",
     "grpo": "#d62728",
@@ -52,8 +53,11 @@ METHOD_COLORS = {
 METHOD_LINESTYLES = {"grpo-kl": "--", "lad-kl": "--", "lad-fixed": "-."}
 # For sweeps that are not methods, in a fixed order.
 EXTRA_COLORS = ["#2ca02c", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-# LAD's six divergences, in every figure that compares them: JS, the paper's choice, in LAD's colour.
-DIVERGENCE_COLORS = dict(zip(["js", "kl", "rkl", "jf", "tv", "hd"], [METHOD_COLORS["lad"]] + EXTRA_COLORS[:5]))
+# LAD's six divergences, in every figure that compares them: JS, the paper's choice, in LAD's
+# colour.
+DIVERGENCE_COLORS = dict(
+    zip(["js", "kl", "rkl", "jf", "tv", "hd"], [METHOD_COLORS["lad"]] + EXTRA_COLORS[:5])
+)
 DPI = 120
 
 
@@ -67,7 +71,8 @@ def shades(name: str, n: int) -> list:
     setting (an eta, a pi_old, an entropy bonus), in the sweep's order. Two runs: the colour itself,
     then a dark shade."""
     rgb = np.array(matplotlib.colors.to_rgb(METHOD_COLORS[name]))
-    mix = np.linspace(-0.75 if n > 2 else 0.0, 0.65 if n > 2 else 0.5, n)  # < 0: towards white, > 0: black
+    # < 0: towards white, > 0: towards black
+    mix = np.linspace(-0.75 if n > 2 else 0.0, 0.65 if n > 2 else 0.5, n)
     return [tuple(rgb + (1 - rgb) * -m) if m < 0 else tuple(rgb * (1 - m)) for m in mix]
 
 
@@ -81,11 +86,14 @@ def _outline(ax, target: np.ndarray, **kwargs):
     """The target's outline: a step line over the full width of every bar, from -0.5 to n - 0.5 (a
     line through the bar centres would leave out half of the first and of the last bar)."""
     edges = np.arange(len(target) + 1) - 0.5
-    return ax.step(edges, np.append(target, target[-1]), where="post", color="black", linewidth=0.8, **kwargs)
+    return ax.step(
+        edges, np.append(target, target[-1]), where="post", color="black", linewidth=0.8, **kwargs
+    )
 
 
-def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability",
-                      colors=None):
+def plot_distribution(
+    ax, target, learned: dict, outcome_labels=None, title=None, ylabel="probability", colors=None
+):
     """Bars over outcomes: the target pi* in grey bars with a black outline drawn on top, each
     learned distribution in narrower coloured bars side by side inside it (a perfect match fills the
     outline exactly).
@@ -105,13 +113,26 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
         target = _as_numpy(target)
         if len(target) != n:
             raise ValueError(f"target has {len(target)} outcomes but learned has {n}")
-        ax.bar(positions, target, width=1.0, color=METHOD_COLORS["target"], alpha=0.45, label=r"target $\pi^*$")
+        ax.bar(
+            positions,
+            target,
+            width=1.0,
+            color=METHOD_COLORS["target"],
+            alpha=0.45,
+            label=r"target $\pi^*$",
+        )
     width = 0.8 / max(len(series), 1)
     for i, (name, p) in enumerate(series.items()):
         if len(p) != n:
             raise ValueError(f"{name} has {len(p)} outcomes, expected {n}")
         offset = (i - (len(series) - 1) / 2) * width
-        ax.bar(positions + offset, p, width=width, color=(colors or {}).get(name) or color_for(name, i), label=name)
+        ax.bar(
+            positions + offset,
+            p,
+            width=width,
+            color=(colors or {}).get(name) or color_for(name, i),
+            label=name,
+        )
     if target is not None:  # on top, so the target stays visible where a bar covers it
         _outline(ax, target, zorder=3)
     if outcome_labels is not None:
@@ -124,7 +145,9 @@ def plot_distribution(ax, target, learned: dict, outcome_labels=None, title=None
     return ax
 
 
-def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, logy=False, colors=None, linestyles=None):
+def plot_curves(
+    ax, curves: dict, xlabel=None, ylabel=None, title=None, logy=False, colors=None, linestyles=None
+):
     """Lines, one per entry of `curves`: name -> (x, y) or (x, y_mean, y_std) (a shaded +-std band).
 
     Each entry has its own x, so the same helper draws metrics over training steps and one metric
@@ -154,12 +177,21 @@ def plot_curves(ax, curves: dict, xlabel=None, ylabel=None, title=None, logy=Fal
     return ax
 
 
-def animate_distributions(target, frames: dict, steps, path, fps: int = 12, title=None, xlabel="outcome",
-                          ylabel="probability") -> Path:
+def animate_distributions(
+    target,
+    frames: dict,
+    steps,
+    path,
+    fps: int = 12,
+    title=None,
+    xlabel="outcome",
+    ylabel="probability",
+) -> Path:
     """An animated GIF: one panel per method, its distribution over outcomes at each recorded step,
-    the target outlined in black. `frames` maps a method name to a list of 1-D distributions, one per
-    entry of `steps`. Each frame's y axis reaches just above its tallest bar (or the target's), so that
-    a policy that ends on one outcome does not flatten its own early frames; the tick labels say the
+    the target outlined in black. `frames` maps a method name to a list of 1-D distributions, one
+    per entry of `steps`. Each frame's y axis reaches just above its tallest bar (or the target's),
+    so that a policy that ends on one outcome does not flatten its own early frames; the tick labels
+    say the
     scale. Written with matplotlib's Pillow writer (Pillow comes with matplotlib)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
@@ -192,8 +224,10 @@ def animate_distributions(target, frames: dict, steps, path, fps: int = 12, titl
 
 
 def save_figure(fig, path, rect=None) -> Path:
-    """Write `fig` to `path` (parent folders created), then close it to free memory. rect: the part of
-    the figure (left, bottom, right, top, in 0..1) the axes may fill, leaving room for a figure legend."""
+    """Write `fig` to `path` (parent folders created), then close it to free memory. rect: the part
+    of the figure (left, bottom, right, top, in 0..1) the axes may fill, leaving room for a figure
+    legend.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=rect)

@@ -30,6 +30,68 @@ lesson, in baselines/):
     rl_models(method, sft_path, device)               (the policy, the model that samples, the
                                                       anchor or None), all from the SFT checkpoint
 
+What each method converges to, in its sampling regime
+------------------------------------------------------
+Where the update heads when the batch is replaced by its exact expectation and A is held fixed
+(--advantages sft or sft-normalised; with --advantages group A moves with the policy, and so does
+the point). w(A) = -f'(exp(-A/eta)) is LAD's weight at ratio 1, for JS (softplus(A/eta) - log 2)/2;
+beta is --kl-coef (default: eta); Z normalises. Each row is checked by the tests named under it,
+in tests/test_fixed_points.py: they iterate the update with this file's method_loss (the bandit's
+rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
+
+    method         pi_old          ratio, gradient       fixed point
+    grpo           the policy      1 (token ratio)       all the mass on the largest A (under a
+                                                         0/1 reward: on the correct answers)
+        test_grpo_on_policy_puts_all_its_mass_on_the_best_answers
+    lad            the policy      1 (either level)      REINFORCE with w(A), increasing in A: as
+                                                         grpo, all the mass on the largest A, not
+                                                         pi* (tv: on all the answers with A > 0)
+        test_lad_on_policy_is_reinforce_with_a_shaped_advantage_and_collapses_like_grpo
+    grpo-kl, k2    the policy      1                     pi_sft exp(A/beta) / Z: pi* at beta = eta
+        test_grpo_kl_with_k2_converges_to_pi_sft_tilted_by_a_over_beta
+    lad-kl, k2     the policy      1                     pi_sft exp(w(A)/beta) / Z, not pi*: JS at
+                                                         beta = eta is 3.5e-4 from it in TV with
+                                                         the SFT A, 0.11 with sft-normalised A
+                                                         (a prompt with p = 0.29)
+        test_lad_kl_with_js_converges_to_pi_sft_tilted_by_its_shaped_advantage_not_to_pi_star
+    lad-kl, k2,    the policy      1                     w = A/eta - 1, so pi_sft exp(A/(eta beta))
+      f = kl                                             / Z: pi* at --kl-coef 1
+        test_lad_kl_with_forward_kl_is_aimed_at_pi_star_when_kl_coef_is_one
+    grpo-kl or     the policy      1                     one token per answer: beta pi_sft /
+      lad-kl, k3                                         (mu - w(A)), w = A for grpo-kl, mu
+                                                         normalising it: mass-covering, not pi*
+        test_the_k3_anchor_is_mass_covering_beta_pi_sft_over_mu_minus_the_weight
+    lad-fixed      pi_sft, frozen  pi / pi_sft, one per  pi* for kl, rkl, jf, hd, js; for tv pi*
+                                   completion            only if Z = E_pi_sft[exp(A/eta)] = 1; if
+                                                         Z > 1, the first policy with pi <=
+                                                         pi_sft exp(A/eta) that the run meets
+        test_lad_fixed_at_the_sequence_ratio_converges_to_pi_star
+        test_lad_fixed_with_total_variation_and_z_above_one_stops_at_whichever_minimiser_it_meets
+    lad-fixed,     pi_sft, frozen  one per token         the token form's own minimiser: pi* only
+      token ratio                                        for rkl (tests/test_token_ratio.py)
+        test_lad_fixeds_update_vanishes_at_the_minimiser_of_its_ratio_level
+    lad-fixed,     pi_sft, frozen  any: the gradient is  weighted maximum likelihood on pi_sft's
+      f = -log x                   -exp(A/eta) grad      samples (reward-weighted regression):
+                                   log pi                pi*, the minimiser of Z KL(pi* || pi)
+        test_reverse_kl_lad_is_reward_weighted_regression_on_pi_olds_samples
+    flowrl         the policy      1 (w = 1)             with r = A, flowrl_beta = 1/eta, one
+                                                         token per answer: pi*, and the true
+                                                         log Z. pi*
+                                                         restricted to any subset of the answers
+                                                         is a zero too: pi* is the only one among
+                                                         policies that miss no answer. (The
+                                                         chapter's runs aim elsewhere: below.)
+        test_flowrl_converges_to_pi_star_and_learns_its_log_z
+        test_flowrl_residual_also_vanishes_at_pi_star_restricted_to_a_subset
+    bandit lad,    pi_0, frozen    pi / pi_0             pi* (the three-mode mixture)
+      --pi-old fixed
+        test_the_bandits_lad_with_pi_0_fixed_converges_to_pi_star
+    bandit lad,    the policy      1                     as lad: all the mass on the best arm;
+      --pi-old                                           pi_0 exp(k A/eta) / Z_k after k refreshes
+      refresh                                            only if each is optimised to its end
+                                                         (exercise 10)
+        test_the_bandits_lad_refreshed_every_step_collapses_onto_the_best_arm
+
 What each one optimises (the targets a reader meets in this chapter)
 --------------------------------------------------------------------
     P_A = exp(A/eta) / Z_A    the paper's advantage-induced distribution: the target of the ratio
@@ -52,7 +114,10 @@ What each one optimises (the targets a reader meets in this chapter)
   k2 on the summed log-ratio of each completion, whose gradient is that of KL(pi || pi_sft): with
   GRPO's one-step objective E[A] this is max E[A] - beta KL(pi || pi_sft), optimum
   pi_sft exp(A/beta) / Z, which is pi* when beta = eta (--kl-coef defaults to --eta) and A is the
-  SFT policy's. With `--kl-estimator k3` it is per-token k3, as TRL and verl run it, whose gradient
+  SFT policy's. That is grpo-kl. lad-kl's policy term at ratio 1 is E[w(A)] instead, so its
+  optimum is pi_sft exp(w(A)/beta) / Z: for JS not pi* at any beta (w is not affine in A, and a
+  constant shift of A moves the point); with `--divergence kl` (w = A/eta - 1) pi* at
+  `--kl-coef 1`. With `--kl-estimator k3` it is per-token k3, as TRL and verl run it, whose gradient
   follows KL(pi_sft || pi) at each sampled prefix: mass-covering, another optimum (kl_penalty.py).
   The A of grpo-kl and lad-kl comes from the current policy's groups (`--advantages group`): as
   accuracy rises A+ shrinks and A- grows, so the point they head for moves. `--advantages sft`
@@ -74,13 +139,15 @@ GRPO's clip then never acts and its gradient is A * grad log pi: REINFORCE with 
 A. LAD's gradient is f'(x) * ratio * grad log pi at x = exp(-A/eta): REINFORCE with the shaped
 advantage -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2). So `grpo` and `lad` then differ
 only in how they weight each completion, and the ratio-dependent part of LAD (its brake at the
-target) never acts. KL-Cov's |log ratio| has no gradient there: it is unclipped GRPO. With
+target) never acts. That weight never falls as A grows, so both head for all the mass on the best
+answers (the table above). KL-Cov's |log ratio| has no gradient there: it is unclipped GRPO. With
 `--minibatches M` the rollout is cut into M mini-batches of whole groups, one step each: every step
 after the first is off-policy, the clip and the brake act, and `clipped` / `above_target` /
 `past_target` below count how often.
 
 Every loss is a sum over the batch divided by its number of completion tokens (as TRL's default
-"dapo" averaging), the policy term and the penalty alike, so that their balance is E[A] - beta KL.
+"dapo" averaging), the policy term and the penalty alike, so that beta is --kl-coef itself:
+grpo-kl weighs E[A] against beta KL(pi || pi_sft), lad-kl (at ratio 1) E[w(A)].
 """
 from pathlib import Path
 

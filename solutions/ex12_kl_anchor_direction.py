@@ -30,8 +30,9 @@
        tilts the first token by exp(Q/beta), where pi* tilts it by exp(Q/beta - KL(pi2(.|y1) || ref2)):
        a first token whose good continuations lie far from pi_ref is over-valued.
    Only k2 on the summed log-ratio reaches pi*. This is why the GPT chapter's `--kl-estimator k2`
-   (sequence level) is the anchor aimed at pi*, and `--kl-estimator k3` (per token, the trainers'
-   choice) is a named alternative that ends elsewhere: measured on the check's random problem at
+   (sequence level) is the anchor that, beside GRPO's E[A] at beta = eta, is aimed at pi* (beside
+   LAD's term it aims at pi_sft exp(w(A)/beta) / Z instead: reasoning/methods.py), and
+   `--kl-estimator k3` (per token, the trainers' choice) is a named alternative that ends elsewhere: measured on the check's random problem at
    beta = 0.5, the four end points lie at TV 0 (k2, sequence), 0.066 (k2, token), 0.089 (k3, sequence)
    and 0.101 (k3, token) from pi*.
 """

@@ -12,18 +12,19 @@ The Lagrangian L(r) - lambda (sum_y pi_old(y) r_y - 1) has, for each y,
 so a stationary point (with pi_old(y) > 0) satisfies f'(x_y) = lambda for every y: the chain rule's
 exp(-a_y) cancels the weight exp(a_y) exactly, which is the point of the weighting.
 
-If f is strictly convex, f' is strictly increasing, hence invertible: x_y = (f')^{-1}(lambda) = c for
-every y, so r_y = c exp(a_y), and the constraint fixes c: sum_y pi_old(y) c exp(a_y) = c Z = 1, c = 1/Z.
-That is pi = pi_old exp(A/eta)/Z = pi*, and every response sits at x_y = 1/Z, so lambda = f'(1/Z).
-(Not f'(1): x = 1 marks the optimum only when Z = 1. Exercise 6 builds on this.) Convexity of L in r
-(a sum of perspectives of a convex function) makes the stationary point the minimum.
+If f is strictly convex, f' is strictly increasing, hence invertible: x_y = (f')^{-1}(lambda) = c
+for every y, so r_y = c exp(a_y), and the constraint fixes c: sum_y pi_old(y) c exp(a_y) = c Z = 1,
+c = 1/Z. That is pi = pi_old exp(A/eta)/Z = pi*, and every response sits at x_y = 1/Z, so
+lambda = f'(1/Z). (Not f'(1): x = 1 marks the optimum only when Z = 1. Exercise 6 builds on this.)
+Convexity of L in r (a sum of perspectives of a convex function) makes the stationary point the
+minimum.
 
 Total variation. f'(x) = -1/2 for x < 1 and +1/2 for x > 1. With Z > 1 the target has x_y = 1/Z < 1
-everywhere, so f'(x_y) = -1/2 = lambda. Any policy with every x_y < 1, i.e. pi(y) < Z pi*(y) for all y,
-satisfies the same condition, and there L = sum_y pi_old e^{a_y} (1 - x_y)/2 = (Z - 1)/2: the same
-value. Since Z > 1 there is room: pi(y) may exceed pi*(y) by up to a factor Z. The set of minimisers
-is a whole polytope, and sampling noise moves the policy around inside it (bandit.py's divergence
-ablation with centred advantages shows the drift).
+everywhere, so f'(x_y) = -1/2 = lambda. Any policy with every x_y < 1, i.e. pi(y) < Z pi*(y) for
+all y, satisfies the same condition, and there L = sum_y pi_old e^{a_y} (1 - x_y)/2 = (Z - 1)/2: the
+same value. Since Z > 1 there is room: pi(y) may exceed pi*(y) by up to a factor Z. The set of
+minimisers is a whole polytope, and sampling noise moves the policy around inside it (bandit.py's
+divergence ablation with centred advantages shows the drift).
 """
 import torch
 
@@ -46,14 +47,16 @@ def lagrange_multiplier(pi_old, advantages, eta: float, divergence: str) -> floa
     return float(DIVERGENCES[divergence].f_prime(torch.exp(-log_z)))
 
 
-def minimise_exact_objective(pi_old, advantages, eta: float, divergence: str) -> torch.Tensor:
-    theta = torch.zeros_like(pi_old, requires_grad=True)  # start from the uniform policy
-    optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-15,
-                                  line_search_fn="strong_wolfe")
+def minimise_exact_objective(pi_old, advantages, eta: float,
+                             divergence: str) -> tuple[torch.Tensor, list[float]]:
+    logp_old = torch.log(pi_old)
+    theta = logp_old.clone().requires_grad_(True)  # start where training starts: pi = pi_old
+    optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-12,
+                                  tolerance_change=1e-15, line_search_fn="strong_wolfe")
 
     def objective():
         # The exact expectation over y ~ pi_old: each response's loss weighted by pi_old(y).
-        per_response = lad_loss(torch.log_softmax(theta, -1), torch.log(pi_old), advantages, eta=eta,
+        per_response = lad_loss(torch.log_softmax(theta, -1), logp_old, advantages, eta=eta,
                                 divergence=divergence, reduction="none")
         return (pi_old * per_response).sum()
 
@@ -63,9 +66,12 @@ def minimise_exact_objective(pi_old, advantages, eta: float, divergence: str) ->
         loss.backward()
         return loss
 
-    for _ in range(5):  # each call runs up to max_iter more iterations (the curvature history is kept)
-        optimizer.step(closure)
-    return torch.softmax(theta.detach(), -1)
+    path = [float(objective().detach())]
+    # each call runs up to max_iter more iterations (the curvature history is kept)
+    for _ in range(5):
+        optimizer.step(closure)  # returns L from *before* its step: evaluate it again after
+        path.append(float(objective().detach()))
+    return torch.softmax(theta.detach(), -1), path
 
 
 def tv_minimiser_other_than_target(pi_old, advantages, eta: float) -> torch.Tensor:

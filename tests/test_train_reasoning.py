@@ -247,26 +247,3 @@ def test_run_jobs_returns_results_in_job_order_even_when_later_jobs_finish_first
     reversed, and the methods' runs would be attributed to the wrong names."""
     jobs = [(i, 0.3 * (3 - i)) for i in range(4)]
     assert run_jobs(_sleep_then_return, jobs, workers=2) == [0, 1, 2, 3]
-
-
-def test_every_committed_table_is_written_by_the_command_the_readme_prints_beside_it():
-    """Each plots/reasoning_*.json must be what a README command writes: the command, parsed as the
-    script parses it, gives exactly the settings the file records. A command edited in the README
-    but not rerun (another --lr, a dropped --advantages, a seed list cut short) turns this red, as
-    does a committed file that no command names."""
-    import shlex
-    from dataclasses import asdict
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    commands = {}
-    for line in (root / "README.md").read_text().splitlines():
-        if line.startswith("python train_reasoning.py") and "--metrics-json" in line:
-            argv = shlex.split(line.split("#")[0])[2:]
-            commands[argv[argv.index("--metrics-json") + 1]] = argv
-    committed = sorted(f"plots/{p.name}" for p in (root / "plots").glob("reasoning_*.json"))
-    assert committed and sorted(commands) == committed
-    for name, argv in commands.items():
-        recorded = json.loads((root / name).read_text())["settings"]
-        for key, value in asdict(parse_settings(tr.Settings, argv)).items():
-            assert recorded[key] == value, (name, key)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-# The repository root, so that `lad_loss`, `bandit`, `exercises` and `solutions` import from wherever
-# pytest is started (pyproject.toml's pythonpath covers runs from the root only).
+# The repository root, so that `lad_loss`, `bandit`, `exercises` and `solutions` import from
+# wherever pytest is started (pyproject.toml's pythonpath covers runs from the root only).
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -43,10 +43,45 @@ def exercise(request):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Report a stub that is still untouched in one line, instead of a page of traceback."""
+    """Put the line that names the mistake first, instead of inside a page of traceback.
+
+    - a stub still untouched: `not written yet: exercise N: ...`, one line;
+    - a check that failed: its message (which says what is wrong, and names the mistake when the
+      check knows it), then the line of the check that raised it;
+    - an error raised inside an answer: its type and message, then a short traceback down to the
+      line of the answer that raised it.
+    `--tb=long` (or any other explicit --tb style) shows pytest's own report instead.
+    """
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
-        message = str(call.excinfo.value)
-        if message.startswith("exercise "):
-            report.longrepr = f"not written yet: {message}"
+    excinfo = call.excinfo
+    if excinfo is None or not report.failed:
+        return
+    if excinfo.errisinstance(NotImplementedError) and str(excinfo.value).startswith("exercise "):
+        report.longrepr = f"not written yet: {excinfo.value}"
+    elif item.config.getoption("tbstyle") != "auto":
+        return
+    elif excinfo.errisinstance(AssertionError):
+        # pytest appends its own "assert ..." explanation to a message; the message says it better.
+        message = str(excinfo.value).split("\nassert ")[0]
+        report.longrepr = f"{message}\n(check: {_check_line(excinfo)})"
+    else:
+        frames = excinfo.traceback.cut(path=item.path)  # from the check down; pytest's own left out
+        trace = "\n".join(f"{_relative(entry.path)}:{entry.lineno + 1}: in {entry.name}\n"
+                          f"    {str(entry.statement).strip()}" for entry in frames)
+        report.longrepr = f"{excinfo.typename}: {excinfo.value}\n{trace}"
+
+
+def _check_line(excinfo) -> str:
+    """path:line of the deepest frame in a check file, exercises/checks/test_*.py."""
+    here = Path(__file__).resolve().parent
+    for entry in reversed(excinfo.traceback):
+        path = Path(str(entry.path)).resolve()
+        if path.parent == here and path.name.startswith("test_"):
+            return f"{_relative(path)}:{entry.lineno + 1}"
+    return "?"
+
+
+def _relative(path) -> str:
+    path = Path(str(path)).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -6,6 +6,7 @@ import torch
 
 import bandit
 from lad_loss import DIVERGENCES, lad_loss
+from compare import assert_close
 
 STRICT = sorted(name for name, d in DIVERGENCES.items() if d.strictly_convex)
 ETA = 0.5
@@ -22,14 +23,14 @@ def ex3(exercise):
 
 def exact_objective(pi, divergence, pi_old=PI_OLD, advantages=ADVANTAGES):
     """L(pi) = sum_y pi_old(y) exp(A_y/eta) f(x_y), through lad_loss itself."""
-    per_response = lad_loss(torch.log(pi), torch.log(pi_old), advantages, eta=ETA, divergence=divergence,
-                            reduction="none")
+    per_response = lad_loss(torch.log(pi), torch.log(pi_old), advantages, eta=ETA,
+                            divergence=divergence, reduction="none")
     return float((pi_old * per_response).sum())
 
 
 def exact_js_objective(pi, pi_old=PI_OLD, advantages=ADVANTAGES):
-    """The same L for Jensen-Shannon, in float64 from the textbook generator with 0 log 0 = 0, so that
-    a policy with a zero entry gets its true value (x = 0 is allowed: f(0) = log(2) / 2)."""
+    """The same L for Jensen-Shannon, in float64 from the textbook generator with 0 log 0 = 0, so
+    that a policy with a zero entry gets its true value (x = 0 is allowed: f(0) = log(2) / 2)."""
     weight = torch.exp(advantages / ETA)
     x = pi / (pi_old * weight)
     f = 0.5 * (torch.xlogy(x, x) - (x + 1) * torch.log((x + 1) / 2))
@@ -39,19 +40,56 @@ def exact_js_objective(pi, pi_old=PI_OLD, advantages=ADVANTAGES):
 @pytest.mark.parametrize("divergence", STRICT)
 def test_the_residual_vanishes_at_the_target_and_only_there(ex3, divergence):
     at_target = ex3.stationarity_residual(TARGET, PI_OLD, ADVANTAGES, ETA, divergence)
-    assert at_target < 1e-10, f"at the target every f'(x_y) is the same, so the residual should be ~0, got {at_target}"
+    assert at_target < 1e-10, \
+        f"at the target every f'(x_y) is the same, so the residual should be ~0, got {at_target}"
     # move 5% of the mass from one response to another: no longer stationary
     moved = TARGET.clone()
     moved[3] -= 0.05
     moved[4] += 0.05
     residual = ex3.stationarity_residual(moved, PI_OLD, ADVANTAGES, ETA, divergence)
-    assert residual > 1e-2, f"5% of the mass moved away from the target: expected a residual > 1e-2, got {residual}"
+    assert residual > 1e-2, \
+        f"5% of the mass moved away from the target: expected a residual > 1e-2, got {residual}"
     # breaking the tie between the two equally good responses is not stationary either
     tilted = TARGET.clone()
     tilted[0] *= 1.2
     tilted[1] = tilted[1] - (tilted.sum() - 1)
     residual = ex3.stationarity_residual(tilted, PI_OLD, ADVANTAGES, ETA, divergence)
-    assert residual > 1e-3, f"the tie between two equally good responses broken: expected a residual > 1e-3, got {residual}"
+    assert residual > 1e-3, (f"the tie between two equally good responses broken: expected a "
+                             f"residual > 1e-3, got {residual}")
+
+
+@pytest.mark.parametrize("divergence", STRICT)
+def test_the_residual_is_the_spread_of_f_prime_not_of_x(ex3, divergence):
+    """The residual's value away from the target: max_y f'(x_y) - min_y f'(x_y). Mistakes it
+    catches: the spread of x_y, or of log x_y, instead of f'(x_y) (they vanish at the target too,
+    since equal x_y give equal f'(x_y), so the test above cannot tell; for KL, f' = log x + 1 makes
+    the spread of log x the right answer); f' of the ratio pi/pi_old, the target left out; and
+    x_y = ratio * exp(A/eta), the target multiplied in instead of divided out. Z = 2.3 here, so
+    no slope is 1 where the x_y sit."""
+    pi = TARGET.clone()
+    pi[3] -= 0.05  # 5% of the mass moved from response 3 to response 4
+    pi[4] += 0.05
+    f_prime = DIVERGENCES[divergence].f_prime
+    ratio = pi / PI_OLD
+    log_x = torch.log(ratio) - ADVANTAGES / ETA
+    x = torch.exp(log_x)
+    truth = float(f_prime(x).max() - f_prime(x).min())
+    mistakes = {
+        "the spread of x_y: the condition is on f'(x_y), and f' is not the identity":
+            float(x.max() - x.min()),
+        "the spread of f'(pi/pi_old): x_y is the ratio measured against its target, "
+        "ratio / exp(A/eta)": float(f_prime(ratio).max() - f_prime(ratio).min()),
+        "x_y = ratio * exp(A/eta): the target divides the ratio, x_y = ratio / exp(A/eta)":
+            float(f_prime(ratio * torch.exp(ADVANTAGES / ETA)).max()
+                  - f_prime(ratio * torch.exp(ADVANTAGES / ETA)).min()),
+    }
+    if divergence != "kl":  # KL's f'(x) = log x + 1: the spread of log x is its residual
+        mistakes["the spread of log x_y: the condition is on f'(x_y), not on log x_y"] = \
+            float(log_x.max() - log_x.min())
+    got = ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence)
+    assert_close(got, truth, f"stationarity_residual({divergence}) with 5% of the target's mass "
+                 f"moved from response 3 to 4, max_y f'(x_y) - min_y f'(x_y)", rtol=1e-9,
+                 mistakes=mistakes)
 
 
 @pytest.mark.parametrize("divergence", STRICT + ["tv"])
@@ -63,21 +101,58 @@ def test_lambda_is_f_prime_of_one_over_z(ex3, divergence):
         f"lambda should be the common value of f'(x_y) at the target, {float(slopes[0])}; got {lam}"
     if divergence == "kl":  # f'(x) = log x + 1 at x = 1/Z
         z = float((PI_OLD * torch.exp(ADVANTAGES / ETA)).sum())
-        assert lam == pytest.approx(1 - math.log(z), rel=1e-12), "for KL, lambda = f'(1/Z) = 1 - log Z"
+        assert lam == pytest.approx(1 - math.log(z), rel=1e-12), \
+            "for KL, lambda = f'(1/Z) = 1 - log Z"
 
 
 @pytest.mark.parametrize("divergence", STRICT)
 def test_the_numerical_minimiser_is_the_target_and_satisfies_the_condition(ex3, divergence):
-    pi = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
+    answer = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
+    assert isinstance(answer, tuple) and len(answer) == 2, (
+        "minimise_exact_objective should return (pi, path): the policy and the list of L along the "
+        "way (see its docstring)")
+    pi, path = answer
     assert pi.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(pi.shape)}"
-    assert float(pi.sum()) == pytest.approx(1.0, abs=1e-12), f"the policy must sum to 1, got {float(pi.sum())}"
+    assert float(pi.sum()) == pytest.approx(1.0, abs=1e-12), \
+        f"the policy must sum to 1, got {float(pi.sum())}"
     residual = ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence)
-    assert residual < 1e-5, f"the minimiser should satisfy f'(x_y) = lambda: residual {residual}, expected < 1e-5"
+    assert residual < 1e-5, \
+        f"the minimiser should satisfy f'(x_y) = lambda: residual {residual}, expected < 1e-5"
     difference = float((pi - TARGET).abs().max())
-    assert difference < 1e-6, (f"the minimiser should be the target pi_old exp(A/eta) / Z {TARGET.tolist()}; "
-                               f"got {pi.tolist()} (largest difference {difference:.1e}, allowed 1e-6)")
+    assert difference < 1e-6, (
+        f"the minimiser should be the target pi_old exp(A/eta) / Z {TARGET.tolist()}; got "
+        f"{pi.tolist()} (largest difference {difference:.1e}, allowed 1e-6)")
     assert float(pi[0] / pi[1]) == pytest.approx(float(PI_OLD[0] / PI_OLD[1]), rel=1e-5), \
         "responses 0 and 1 have equal advantage: they should keep pi_old's ratio"
+
+
+@pytest.mark.parametrize("divergence", ["js", "kl"])
+def test_the_minimiser_gets_there_by_optimising_from_pi_old(ex3, divergence):
+    """The path of L from pi_old down to L(pi*). Mistakes it catches: the closed form pi* returned
+    without optimising (its end point is right, so only the path can tell: it has no path); an
+    optimiser started elsewhere than pi_old (theta = 0, the uniform policy); a path that ends
+    before the last step (LBFGS's step() returns L *before* its step); values that are not L,
+    e.g. the mean of lad_loss over the responses instead of the pi_old-weighted sum."""
+    pi, path = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
+    path = [float(value) for value in path]
+    assert len(path) >= 2, (
+        f"the path should hold L at the start and after each optimiser step; got {path} (the "
+        f"closed form of question 3 is the right end point, but the exercise is to reach it by "
+        f"optimising)")
+    start, minimum = exact_objective(PI_OLD, divergence), exact_objective(TARGET, divergence)
+    uniform = exact_objective(torch.full_like(PI_OLD, 1 / 6), divergence)
+    assert_close(path[0], start, f"the path's first value, L(pi_old) for {divergence}",
+                 rtol=1e-9, mistakes={"L at the uniform policy: start the optimiser at pi_old, "
+                           "theta = log pi_old": uniform})
+    end = exact_objective(pi, divergence)
+    assert path[-1] == pytest.approx(end, rel=1e-9, abs=1e-12), (
+        f"the path's last value should be L at the policy returned, {end:.10g}; got "
+        f"{path[-1]:.10g} (LBFGS's step() returns L from before its step: evaluate L once more "
+        f"at the end)")
+    assert min(path) >= minimum - 1e-9, (
+        f"the path goes below the minimum L(pi*) = {minimum:.10g}, to {min(path):.10g}: are these "
+        f"values of L = sum_y pi_old(y) exp(A_y/eta) f(x_y)?")
+    assert_close(path[-1], minimum, f"where the path ends, L(pi*) for {divergence}", rtol=1e-9)
 
 
 def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
@@ -88,16 +163,20 @@ def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
     assert z > 1.3
     target = bandit.target_policy(PI_OLD, centred, ETA)
     other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
-    assert other.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
+    assert other.shape == (6,), \
+        f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
     assert (other >= 0).all(), f"a policy's probabilities cannot be negative: {other.tolist()}"
-    assert float(other.sum()) == pytest.approx(1.0, abs=1e-12), f"a policy must sum to 1, got {float(other.sum())}"
+    assert float(other.sum()) == pytest.approx(1.0, abs=1e-12), \
+        f"a policy must sum to 1, got {float(other.sum())}"
     distance = 0.5 * float((other - target).abs().sum())
-    assert distance > 0.05, f"expected a policy clearly different from the target; TV to it is only {distance:.3g}"
+    assert distance > 0.05, \
+        f"expected a policy clearly different from the target; TV to it is only {distance:.3g}"
     tv_other = exact_objective(other, "tv", advantages=centred)
     tv_target = exact_objective(target, "tv", advantages=centred)
     assert tv_other == pytest.approx(tv_target, abs=1e-12), (
-        f"a minimiser has the target's objective value {tv_target:.12g}; this policy has {tv_other:.12g} "
-        f"(every x_y must stay at or below 1, i.e. pi(y) <= Z pi*(y))")
+        f"a minimiser has the target's objective value {tv_target:.12g}; this policy has "
+        f"{tv_other:.12g} (every x_y must stay at or below 1, i.e. pi(y) <= Z pi*(y))")
     # a strictly convex divergence tells the two apart
-    assert exact_js_objective(other, advantages=centred) > exact_js_objective(target, advantages=centred) + 1e-4, \
+    js_other = exact_js_objective(other, advantages=centred)
+    assert js_other > exact_js_objective(target, advantages=centred) + 1e-4, \
         "Jensen-Shannon, strictly convex, should prefer the target to this policy"
