@@ -44,6 +44,7 @@ from reasoning.evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_proba
                                   targets_of, tv_to_target)
 from reasoning.methods import BASELINES, METHODS, method_loss, rl_models
 from reasoning.parallel import run_jobs
+from reasoning.references import REFERENCES, reference_iteration
 from reasoning.rollout import RandomStreams, minibatches, sample_rollout, sft_advantages
 from reasoning.sft import sft_checkpoint
 from tiny_lm import GPT
@@ -56,8 +57,9 @@ class Settings:
     seed: list[int] = setting([0], "one or more seeds; each trains its own SFT start and every "
                               "method from it", low=0, distinct=True)
     methods: list[str] = setting(list(METHODS), "what to train, any of: "
-                                 + " ".join(METHODS + BASELINES), choices=METHODS + BASELINES,
-                                 distinct=True)
+                                 + " ".join(METHODS + BASELINES) + "; or the references that "
+                                 "take no sample: " + " ".join(REFERENCES),
+                                 choices=METHODS + BASELINES + REFERENCES, distinct=True)
     # the model (tiny_lm.GPTConfig)
     n_layer: int = setting(2, "transformer blocks", low=1)
     n_head: int = setting(4, "attention heads per block", low=1)
@@ -202,6 +204,8 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
         log_z = torch.zeros(len(task.train_n), device=settings.device, requires_grad=True)
         optimizer.add_param_group({"params": [log_z], "lr": settings.log_z_lr})
     streams = RandomStreams.seeded(seed, settings.device)  # every method: the same prompts
+    if method in REFERENCES:  # pi* of every training prompt: the references train on it directly
+        train_targets = targets_of(sft_model, task, task.train_n, settings.eta)
     history = {"iteration": [], "reward": [], "evals": [], "steps": {}}
     seconds = []
     for it in tqdm(range(settings.iterations + 1), desc=f"{method} seed {seed}", leave=False,
@@ -213,11 +217,18 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
         if it == settings.iterations:
             break
         start = time.perf_counter()  # time sampling and updates, not the evaluation
-        rollout, stats = rl_iteration(method, policy, sampler, reference, optimizer, task,
-                                      settings, streams, fixed_advantages, log_z)
+        if method in REFERENCES:  # no rollout: an exact step (reasoning/references.py)
+            stats = [reference_iteration(method, policy, optimizer, task,
+                                         settings.prompts_per_iteration, streams.prompt_gen,
+                                         train_targets)]
+            reward = stats[0]["p_correct"]  # the exact P(correct) of the step's prompts
+        else:
+            rollout, stats = rl_iteration(method, policy, sampler, reference, optimizer, task,
+                                          settings, streams, fixed_advantages, log_z)
+            reward = float(rollout["rewards"].mean())  # lad-fixed: its sampler's
         seconds.append(time.perf_counter() - start)
         history["iteration"].append(it)
-        history["reward"].append(float(rollout["rewards"].mean()))  # lad-fixed: its sampler's
+        history["reward"].append(reward)
         for name in stats[0]:  # each statistic's mean over this iteration's steps
             history["steps"].setdefault(name, []).append(float(np.mean([s[name] for s in stats])))
     final = history["evals"][-1]

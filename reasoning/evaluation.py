@@ -6,7 +6,8 @@ model's probability of each one is an exact sum of token log-probabilities, with
 
     total_variation(p, q), entropy(p)       distance and spread, as every chapter reports them
                                             (defined with the bandit, bandit_study/task.py)
-    answer_probabilities(model, task, ns)   pi(y|n) of every correct answer y of every prompt n
+    answer_logprobs(model, task, ns)        log pi(y|n) of every correct answer y of every prompt n
+    answer_probabilities(model, task, ns)   pi(y|n), the same without a gradient
     large_group_advantages(p)               A+ and A- of a prompt answered correctly with
                                             probability p
     answer_target(p_sft, eta)               pi* = pi_sft exp(A/eta) / Z over the correct answers and
@@ -43,17 +44,23 @@ from reasoning.arithmetic import SumTask
 from tiny_lm import GPT
 
 
-@torch.no_grad()
-def answer_probabilities(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
-    """For each prompt n, pi(y|n) of every correct answer y (in valid_answers order), exactly:
-    exp of the summed token log-probs. One forward pass over all answers of all prompts."""
+def answer_logprobs(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
+    """For each prompt n, log pi(y|n) of every correct answer y (in valid_answers order), exactly:
+    the summed token log-probs, in float64, differentiable (reasoning/references.py trains on them).
+    One forward pass over all answers of all prompts."""
     answers = [task.valid_answers(n) for n in ns]
     texts = [y for a in answers for y in a]
     device = model.lm_head.weight.device
     prompts = task.prompts([n for n, a in zip(ns, answers) for _ in a]).to(device)
     completions, mask = (t.to(prompts.device) for t in task.completions(texts))
-    p = model.completion_logprobs(prompts, completions, mask).sum(1).double().exp().cpu()
-    return list(torch.split(p, [len(a) for a in answers]))
+    logp = model.completion_logprobs(prompts, completions, mask).sum(1).double().cpu()
+    return list(torch.split(logp, [len(a) for a in answers]))
+
+
+@torch.no_grad()
+def answer_probabilities(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
+    """For each prompt n, pi(y|n) of every correct answer y (in valid_answers order), exactly."""
+    return [logp.exp() for logp in answer_logprobs(model, task, ns)]
 
 
 def large_group_advantages(p: float) -> tuple[float, float]:
