@@ -45,7 +45,8 @@ from reasoning.evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_proba
 from reasoning.methods import BASELINES, METHODS, method_loss, rl_models
 from reasoning.parallel import run_jobs
 from reasoning.references import REFERENCES, reference_iteration
-from reasoning.rollout import RandomStreams, minibatches, sample_rollout, sft_advantages
+from reasoning.rollout import (RandomStreams, minibatches, sample_rollout, sampled_success,
+                               sft_advantages)
 from reasoning.sft import sft_checkpoint
 from tiny_lm import GPT
 
@@ -80,8 +81,9 @@ class Settings:
     lr: float = setting(2e-4, "RL Adam learning rate (every method)", above=0)
     advantages: str = setting("group", "group: normalised within each sampled group; sft: the "
                               "SFT policy's (A+, A-) of the prompt, the A of pi*; sft-normalised: "
-                              "those minus eta log Z, so that Z = 1",
-                              choices=["group", "sft", "sft-normalised"])
+                              "those minus eta log Z, so that Z = 1; sft-sampled: as sft, with the "
+                              "success rate estimated from 64 SFT samples per prompt, drawn once",
+                              choices=["group", "sft", "sft-normalised", "sft-sampled"])
     clip_eps: float = setting(0.2, "GRPO's clip", above=0)
     eta: float = setting(0.25, "LAD's temperature (the paper: 1/eta = 4)", above=0)
     divergence: str = setting("js", "LAD's f-divergence", choices=sorted(DIVERGENCES))
@@ -191,7 +193,11 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
     targets = targets_of(sft_model, task, task.heldout_n, settings.eta)  # pi* of each prompt
     fixed_advantages = None
     if settings.advantages != "group":
-        fixed_advantages = sft_advantages(sft_model, task, settings.eta,
+        success = None  # the exact success rate: an oracle, as the chapter labels it
+        if settings.advantages == "sft-sampled":  # its own stream: the runs' draws do not move
+            success_gen = torch.Generator(device=settings.device).manual_seed(seed + 4)
+            success = sampled_success(sft_model, task, success_gen)
+        fixed_advantages = sft_advantages(sft_model, task, settings.eta, success=success,
                                           normalised=settings.advantages == "sft-normalised")
     policy, sampler, reference = rl_models(method, sft_path, settings.device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)

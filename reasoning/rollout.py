@@ -74,22 +74,44 @@ def sample_rollout(sampler, task: SumTask, n_prompts: int, group_size: int,
     return rollout
 
 
-def sft_advantages(sft_model, task: SumTask, eta: float, normalised: bool = False) -> dict:
+# --advantages sft-sampled: completions of each training prompt drawn from the SFT policy, once,
+# before RL, from which its success rate is estimated (the exact one is an oracle a method lacks).
+SFT_SUCCESS_SAMPLES = 64
+
+
+@torch.no_grad()
+def sampled_success(sft_model, task: SumTask, generator: torch.Generator,
+                    k: int = SFT_SUCCESS_SAMPLES) -> list[float]:
+    """The SFT policy's success rate on every training prompt, estimated from k samples of each:
+    (correct + 1/2) / (k + 1), which is never 0 or 1, where an advantage would be infinite."""
+    prompts = task.prompts(task.train_n).to(sft_model.lm_head.weight.device)
+    completions, _, _ = sft_model.sample(prompts, task.MAX_COMPLETION, task.end_token,
+                                         num_samples=k, generator=generator)
+    texts = [task.decode(row) for row in completions.tolist()]
+    return [(sum(task.is_correct(n, t) for t in texts[i * k:(i + 1) * k]) + 0.5) / (k + 1)
+            for i, n in enumerate(task.train_n)]
+
+
+def sft_advantages(sft_model, task: SumTask, eta: float, normalised: bool = False,
+                   success: list[float] | None = None) -> dict:
     """n -> (A+, A-) for every training prompt: large_group_advantages of the SFT policy's exact
     P(correct), the A that defines pi* (--advantages sft). A correct completion of prompt n gets A+,
-    any other A-.
+    any other A-. success: the success rate of each training prompt to use instead of the exact
+    one (--advantages sft-sampled: sampled_success).
 
     normalised (--advantages sft-normalised): both minus eta log Z(n), Z(n) = E_sft[exp(A/eta)]. The
     same pi* (a constant per prompt changes no softmax), but Z = 1, so that at the optimum of Lemma
     3.2's loss x = 1 and -f'(x) = 0 for JS, instead of a large weight -f'(1/Z) that cancels only on
     average (the bandit's noise floor)."""
+    if success is None:
+        success = [float(p.sum()) for p in answer_probabilities(sft_model, task, task.train_n)]
     advantages = {}
-    for n, p in zip(task.train_n, answer_probabilities(sft_model, task, task.train_n)):
-        success = min(max(float(p.sum()), 1e-12), 1 - 1e-12)
-        a_plus, a_minus = large_group_advantages(success)
+    for n, p in zip(task.train_n, success):
+        p = min(max(p, 1e-12), 1 - 1e-12)
+        a_plus, a_minus = large_group_advantages(p)
         if normalised:
-            log_z = float(np.logaddexp(math.log(success) + a_plus / eta,
-                                       math.log1p(-success) + a_minus / eta))
+            log_z = float(np.logaddexp(math.log(p) + a_plus / eta,
+                                       math.log1p(-p) + a_minus / eta))
             a_plus, a_minus = a_plus - eta * log_z, a_minus - eta * log_z
         advantages[n] = (a_plus, a_minus)
     return advantages

@@ -16,7 +16,7 @@ from grpo_loss import group_advantages
 from reasoning import evaluation
 from reasoning.arithmetic import SumTask
 from reasoning.methods import BASELINES, METHODS, USES_REFERENCE, method_loss, rl_models
-from reasoning.rollout import RandomStreams, sft_advantages
+from reasoning.rollout import RandomStreams, sampled_success, sft_advantages
 from tiny_lm import GPT, GPTConfig
 
 TASK = SumTask()
@@ -481,3 +481,20 @@ def test_sft_advantages_are_the_large_group_a_of_pi_star_and_normalised_ones_mak
         # pi*(correct) from these advantages is the evaluation's target's
         pi_star_correct = float(evaluation.answer_target(p, 0.25)[:-1].sum())
         assert success * math.exp(a_plus / 0.25) / z == pytest.approx(pi_star_correct)
+
+
+def test_sampled_success_estimates_the_sft_policys_success_rate_from_its_own_samples():
+    """--advantages sft-sampled is a method, not an oracle: the success rate comes from samples of
+    pi_sft, (correct + 1/2) / (k + 1), close to the exact one for many samples and never 0 or 1.
+    A mode that fell back to the exact rate would return it to the last digit."""
+    model = small_model(2)
+    exact = [float(p.sum()) for p in evaluation.answer_probabilities(model, TASK, TASK.train_n)]
+    few = sampled_success(model, TASK, torch.Generator().manual_seed(0), k=8)
+    assert all(round(p * 9 - 0.5, 9) == int(round(p * 9 - 0.5)) for p in few)  # (c + 1/2) / 9
+    assert all(0 < p < 1 for p in few) and few != pytest.approx(exact, abs=1e-9)
+    many = sampled_success(model, TASK, torch.Generator().manual_seed(0), k=512)
+    assert float(np.mean(np.abs(np.array(many) - exact))) < 0.03
+    assert sampled_success(model, TASK, torch.Generator().manual_seed(0), k=8) == few
+    fixed = sft_advantages(model, TASK, 0.25, success=few)
+    n = TASK.train_n[0]
+    assert fixed[n] == pytest.approx(evaluation.large_group_advantages(few[0]))
