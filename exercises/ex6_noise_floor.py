@@ -1,6 +1,6 @@
 """Exercise 6 (hard): why some divergences stop short of the target, and how to predict which.
 
-Read the divergence ablation in README.md, or run it yourself in a few seconds with
+Read the divergence ablation in docs/bandit.md, or run it yourself in a few seconds with
 `python bandit.py --ablation divergences --quick` (its figure and metrics go under runs/quick/, and
 the table is printed). With the bandit's advantages as they are (Z = E_{pi_0}[exp(A/eta)] = 1), KL and
 reverse KL stop at a total variation to the target several times larger than JF, TV, HD and JS. With centred advantages

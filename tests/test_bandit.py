@@ -283,7 +283,7 @@ def test_baselines_are_deterministic_and_run_on_sampled_groups_only():
 
 
 def test_flowrl_on_the_normalised_reward_reaches_pi_star_when_the_group_is_large():
-    """The README's account of FlowRL's flatter end point in the bandit: with the group's mean and std
+    """docs/baselines.md's account of FlowRL's flatter end point in the bandit: with the group's mean and std
     replaced by the policy's own (a group of infinite size), beta = std_{pi*}(A) / eta makes pi* the
     fixed point, and log Z reaches its true value there."""
     from baselines.flowrl_loss import flowrl_loss
