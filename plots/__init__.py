@@ -48,6 +48,9 @@ METHOD_COLORS = {
     "entadv": "#9467bd",
     "clip-cov": "#8c564b",
     "kl-cov": "#e377c2",
+    # the references that take no sample (reasoning/references.py): black and grey, no hue
+    "distil": "#000000",
+    "exact": "#636363",
 }
 # The anchor's line style, so that the curves stay apart in grey scale and for colour-blind readers.
 METHOD_LINESTYLES = {"grpo-kl": "--", "lad-kl": "--", "lad-fixed": "-."}

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from cli.outputs import output_path_problem
 
-from plots import color_for, plot_curves, plot_distribution, save_figure
+from plots import METHOD_COLORS, color_for, plot_curves, plot_distribution, save_figure
 
 
 def draw_answers(probs: dict, targets: list, tvs: dict, ns: list, task, seed: int, path) -> Path:
@@ -134,7 +134,8 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     train_reasoning.py. studies: metrics dicts as train_reasoning.py writes them (--metrics-json),
     each with "settings" and "curves" (per seed, method -> history). One curve per (file, method),
     mean +- std over its seeds, labelled by the settings that differ between the files. The goal is
-    drawn dotted."""
+    drawn dotted; where a file holds the distillation reference (reasoning/references.py), its last
+    held-out TV and shape TV, mean over seeds, are drawn dashed in grey: the capacity floor."""
     varied = [k for k in STUDY_SETTINGS
               if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
     # The colour says the method (as in every figure), the line style says the file: the settings it
@@ -154,6 +155,9 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
             for key in keys:
                 values = np.array([[e[key] for e in run] for run in evals])
                 curves[key][label] = (x, values.mean(0), values.std(0))
+    distilled = [s["curves"] for s in studies if "distil" in s["curves"][0]][:1]
+    floors = [np.mean([seed["distil"]["evals"][-1][key] for seed in curves])
+              for curves in distilled for key in keys[:2]]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.6))
     titles = [("TV(pi, pi*), exact", "held-out distance to pi*"),
               ("TV(pi(. | correct), pi*(. | correct))", "the shape part of it"),
@@ -163,7 +167,9 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
         ax.get_legend().remove()
         if goal is not None:
             ax.axhline(goal, color="black", linestyle=":", linewidth=1)
-        ax.set(xlabel="RL iteration", ylabel=ylabel, title=title)
+        ax.set(xlabel="iteration", ylabel=ylabel, title=title)
+    for ax, floor in zip(axes, floors):  # the distillation reference's end: the capacity floor
+        ax.axhline(floor, color=METHOD_COLORS["target"], linestyle="--", linewidth=1.2)
     axes[0].set_yscale("log")
     readable_log_ticks(axes[0])
     handles, labels = axes[0].get_legend_handles_labels()
@@ -172,7 +178,8 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     seeds = sorted({len(s["curves"]) for s in studies})
     fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} "
                  f"seed(s); dotted: the goal, TV <= {goal_tv:g} with P(correct) >= "
-                 f"{goal_accuracy:g}", fontsize=10)
+                 f"{goal_accuracy:g}" + ("; dashed grey: the capacity floor, pi* distilled into "
+                                         "the same GPT" if floors else ""), fontsize=10)
     return save_figure(fig, path, rect=(0, 0.04 * ((len(labels) + 3) // 4), 1, 0.97))
 
 

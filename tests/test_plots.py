@@ -298,3 +298,20 @@ def test_long_runs_that_differ_only_in_an_unnamed_setting_are_both_drawn(monkeyp
     labels = [line.get_label() for line in figures[0].axes[0].get_lines() if not line.get_label().startswith("_")]
     assert labels == ["lad-kl", "lad-kl (file 2)"]
     plt.close(figures[0])
+
+
+def test_the_long_run_figure_draws_the_distillation_floor_at_its_mean_end(monkeypatch):
+    """The capacity floor is the distillation reference's last held-out TV (and shape TV), mean
+    over its seeds, in the panels of those two metrics only. A floor taken from the first
+    evaluation, from one seed or from another method would sit elsewhere."""
+    figures = []
+    monkeypatch.setattr(plots.reasoning, "save_figure",
+                        lambda fig, path, rect=None: figures.append(fig))
+    references = _long_study("sft", 3, ("distil", "exact"))
+    plots.reasoning.draw_long_runs([_long_study("sft", 1), references], "x.png")
+    dashed = [[line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"
+               and line.get_color() == METHOD_COLORS["target"]] for ax in figures[0].axes[:3]]
+    assert dashed[0] == [pytest.approx(0.3)]  # distil's end: 0.2, 0.3, 0.4 over three seeds
+    assert dashed[1] == [pytest.approx(0.15)]
+    assert dashed[2] == []
+    plt.close(figures[0])
