@@ -254,19 +254,19 @@ def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path
     assert info.value.code == 2 and "--figure" in capsys.readouterr().err
 
 
-def _long_study(advantages, seeds, variants=("grpo-kl", "lad-kl")):
+def _long_study(advantages, seeds, methods=("grpo-kl", "lad-kl")):
     """A metrics dict shaped like train_reasoning.py's, with two evaluations per run."""
     settings = {"advantages": advantages, "lad_ratio": "sequence", "kl_estimator": "k2", "lr": 2e-4,
                 "group_size": 8, "prompts_per_iteration": 32, "minibatches": 1}
     run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0, "exact_accuracy": 0.3},
                                 {"iteration": 50, "tv_to_target": tv, "tv_shape": tv / 2, "exact_accuracy": 0.6}]}
-    return {"settings": settings, "curves": [{v: run(0.2 + 0.1 * s + 0.01 * i) for i, v in enumerate(variants)}
+    return {"settings": settings, "curves": [{v: run(0.2 + 0.1 * s + 0.01 * i) for i, v in enumerate(methods)}
                                              for s in range(seeds)]}
 
 
-def test_long_runs_colour_the_variant_style_the_file_and_label_what_differs(tmp_path, monkeypatch):
-    """A line per (file, variant), mean over its seeds, named by the setting that tells the files apart:
-    a label without it, or a style per variant instead of per file, makes two studies unreadable."""
+def test_long_runs_colour_the_method_style_the_file_and_label_what_differs(tmp_path, monkeypatch):
+    """A line per (file, method), mean over its seeds, named by the setting that tells the files apart:
+    a label without it, or a style per method instead of per file, makes two studies unreadable."""
     figures = []
     monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path, rect=None: figures.append(fig))
     plots.reasoning.draw_long_runs([_long_study("sft", 1), _long_study("group", 3)], "unused.png")
