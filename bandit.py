@@ -1,198 +1,223 @@
-"""The paper's controlled experiment: LAD against GRPO on a 50-arm bandit whose advantage has three modes.
+"""LAD against GRPO on the 50-arm bandit: the paper's controlled experiment, its bandit figure.
 
-The bandit itself is in bandit_task.py: one prompt, 50 arms, and an advantage A chosen so that at the
-paper's 1/eta = 4 the target pi* = pi_0 exp(A/eta) / Z is a mixture of three Gaussians; with it, the
-numbers we report about a policy (TV to pi*, max arm, modes recovered).
+The bandit (bandit_study/task.py): one prompt, 50 answers ("arms"), a policy that is a softmax over
+50 logits, uniform at the start (pi_0), and a fixed advantage A(arm) with three modes, chosen so
+that at the paper's 1/eta = 4 Lemma 3.1's target pi* = pi_0 exp(A/eta) / Z is a mixture of three
+Gaussians. Each method runs 4000 iterations. An iteration samples a group of 64 arms from pi_old,
+scores them with A and takes one Adam step (lr 5e-3) on the method's loss:
 
-Both methods train for 4000 Adam steps (lr 5e-3) with the same seed and the same number of
-samples per step. Each step samples a group of arms from the method's pi_old and applies its loss:
-  * LAD:  lad_loss(logp, logp_old, A) -- match pi* (Lemma 3.2, Jensen-Shannon by default);
-  * GRPO: grpo_loss(logp, logp_old, group_advantages(A)) -- maximise the expected advantage.
-The expected picture: LAD recovers all three modes in their proportions, GRPO piles its mass on the
-best arm.
+    method     loss on the group                       pi_old (samples the group, anchors the ratio)
+    lad-fixed  lad_loss(log pi, log pi_old, A)         pi_0, frozen: the paper's figure
+    lad        the same                                the current policy, refreshed every iteration
+    grpo       grpo_loss(log pi, log pi_old, A_hat)    the current policy, refreshed every iteration
+               A_hat = (A - mean) / std over the group; the clip, clip_eps 0.2, as in every chapter
 
-Which pi_old? pi_old is the policy that samples the group and the anchor of the trust region.
-  * GRPO, as it is used in practice, is on-policy: its pi_old is the current policy, refreshed every
-    step (`--grpo-pi-old refresh`, the default). One optimiser step per batch means the ratio is exactly
-    1 when the gradient is taken (log pi_old is the same log-softmax as log pi, so not 1 up to
-    rounding), so GRPO's clip never acts and we leave it off.
-  * LAD's target pi* is defined relative to pi_old. The paper's figure keeps pi_old at pi_0, the
-    uniform initial policy (`--pi-old fixed`, the default): the target is then one fixed, known
-    distribution, and LAD converges to it.
-  * `--pi-old refresh` makes LAD on-policy too. Its target then moves: step k aims at
-    pi_k * exp(A/eta), so the targets compound, pi_k ~ pi_0 * exp(k A / eta), and LAD sharpens over
-    time as well, only more slowly than GRPO.
-  * `--grpo-pi-old fixed` samples GRPO's groups from pi_0 and weights them by pi/pi_0. Its optimum,
-    a point mass on the best arm, does not depend on pi_old; the importance weights only make the
-    gradient noisier, so it gets there more slowly. (With its clip on, GRPO would stop every arm for
-    good at ratio 1 +- 0.2 around the frozen pi_0: a trust region that never moves.)
+The lesson is in which pi_old LAD matches. lad-fixed's pi_old never moves, so its target pi* is one
+fixed distribution, and it converges there: all three modes, in their proportions. GRPO maximises
+E[A] and piles its mass on the best arm. Refresh LAD's pi_old every iteration (`lad`) and every
+iteration aims at pi exp(A/eta) from wherever the policy is: the targets compound, and LAD sharpens
+towards the best arm too, only more slowly than GRPO (`--ablation pi-old`). The fixed anchor, not
+the loss alone, is what makes "match the distribution" an end point here.
 
-`--exact` replaces the sampled group by the exact expectation over all 50 arms (each arm weighted by
-pi_old): no sampling noise, the same optimum.
+The ratio pi / pi_old. For lad and grpo pi_old is the policy that takes the step: the ratio is
+exactly 1 when the gradient is taken (log pi_old is log pi itself, detached), GRPO's clip never
+acts, and each loss is a policy gradient with its own weight per sample (lad_loss.py). lad-fixed is
+off-policy: its ratio pi / pi_0 grows towards pi* / pi_0, about 4 at the heaviest mode, where LAD's
+own brake at the target, not a clip, stops it.
 
-Ablations (`--ablation NAME`): the divergences, eta, pi_old, an entropy bonus for GRPO, an animation,
-and the paper's other baselines (FlowRL, EntAdv, Clip-Cov, KL-Cov) beside LAD and GRPO.
-bandit_ablations.py lists them and says what each compares.
+`--exact` replaces the sampled group by the exact expectation over all 50 arms, each weighted by
+pi_old: no sampling noise, the same end points. The paper's other baselines (FlowRL, EntAdv,
+Clip-Cov, KL-Cov), the ablations and the step timing live in bandit_study/.
 
-Every metrics file also holds each run's optimiser step time relative to GRPO's (or to the first
-run's), measured with the runs taking turns, one step each (step_time_side_by_side): a busy machine
-slows them alike, which it does not do to the seconds each run took one after the other.
-
-Run:  python bandit.py                      (the figure, plots/bandit.png, in seconds)
-      python bandit.py --ablation eta       (one of the ablations above)
-      python bandit.py --quick              (400 steps, for tests and classrooms: its numbers mean
-                                             little, and it writes under runs/quick/, not plots/)
+Run:  python bandit.py                               the figure, plots/bandit.png
+      python bandit.py --methods lad-fixed lad grpo  the refreshed LAD beside them
+      python bandit.py --ablation pi-old             an ablation (bandit_study/ablations.py)
+      python bandit.py --quick                       400 iterations, for tests and classrooms,
+                                                     under runs/quick/ (its numbers mean little)
 """
-import argparse
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+import time
 
 import torch
 from tqdm import tqdm
 
 from bandit_study.ablations import ABLATIONS, ablation_runs
-from bandit_study.task import (N_ARMS, advantage_std, bandit_advantages, entropy, std_at_target, summarize,
+from bandit_study.adam import Adam
+from bandit_study.baselines import BASELINES, Baseline
+from bandit_study.task import (N_ARMS, bandit_advantages, entropy, std_at_target, summarise_policy,
                                target_policy, total_variation, uniform_policy)
-from baselines.cov_loss import clip_cov_loss, kl_cov_loss
-from baselines.entadv_loss import entadv_loss
-from baselines.flowrl_loss import flowrl_loss
+from bandit_study.timing import STATISTIC, step_time_side_by_side
+from cli.outputs import output_path_problem, repository_path, write_metrics_json
+from cli.settings import check, parse_settings, setting
 from grpo_loss import group_advantages, grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
-from cli.outputs import output_path_problem, repository_path, write_metrics_json
 from plots import animate_distributions
 from plots.bandit import draw_runs, figure_title
 
-# lad_loss forms exp(A/eta) (only x = ratio / exp(A/eta) is never formed), so A/eta must stay inside
-# float32, whose largest value is about e^88.7.
+BANDIT_METHODS = ("lad-fixed", "lad", "grpo") + BASELINES
+LAD_METHODS = ("lad-fixed", "lad")
+PAPER_FIGURE = ["lad-fixed", "grpo"]  # what --methods trains unless told otherwise
+CLIP_EPS = 0.2  # GRPO's clip, as in every chapter
+# lad_loss forms exp(A/eta), so A/eta must stay inside float32, whose largest value is about e^88.7.
 MAX_LOG_WEIGHT = 80.0
-METHODS = ("lad", "grpo", "flowrl", "entadv", "clip-cov", "kl-cov")
-# --quick: a short run for tests and classrooms. Its outputs go to a git-ignored folder so that it
-# never replaces the committed figures; an explicit --steps or --lr still wins.
-QUICK = {"steps": 400, "lr": 2e-2}
-QUICK_DIR = "runs/quick"
-# Rounds of step_time_side_by_side: each run takes this many steps, in turns with the others.
-TIMING_ROUNDS = 500
+QUICK_DIR = "runs/quick"  # git-ignored: a --quick run never replaces a committed figure
 
 
 @dataclass
-class Args:
-    steps: int = 4000  # optimiser steps per method
-    lr: float = 5e-3  # Adam learning rate
-    eta: float = 0.25  # trust-region temperature; the paper's main setting is 1/eta = 4
-    divergence: str = "js"  # LAD's f-divergence
-    group_size: int = 64  # arms sampled per step from pi_old
-    pi_old: str = "fixed"  # LAD's pi_old: "fixed" (pi_0 throughout) or "refresh" (the current policy)
-    grpo_pi_old: str = "refresh"  # GRPO's (and the baselines') pi_old: on-policy, as GRPO is run in practice
-    grpo_entropy_coef: float = 0.0  # beta of an entropy bonus added to GRPO's loss (0: none)
-    flowrl_reward: str = "normalised"  # FlowRL's r: GRPO's "normalised" A (as published) or the "raw" A
-    center_advantages: bool = False  # subtract A's mean under pi_0: same target pi*, Z > 1
-    exact: bool = False  # use the exact expectation over all arms instead of a sampled group
-    seed: int = 0
-    ablation: str | None = None  # one of ABLATIONS, or None for the main figure
-    figure: str | None = None  # default: plots/bandit.png, or plots/ablation_NAME.png (.gif)
-    metrics_json: str | None = None  # default: none, or plots/ablation_NAME.json for an ablation
-    quick: bool = False  # QUICK's steps and lr unless given, outputs under QUICK_DIR
+class Settings:
+    methods: list[str] = setting(PAPER_FIGURE, "what to train, side by side (an "
+                                 "--ablation names its own runs)", choices=BANDIT_METHODS,
+                                 distinct=True)
+    iterations: int = setting(4000, "sampled groups per method, one Adam step each", low=1,
+                              quick=400)
+    # Beyond lr = 1 nothing is learned gradually any more: Adam moves each logit by about lr a step.
+    lr: float = setting(5e-3, "Adam's learning rate", above=0, high=1, quick=2e-2)
+    eta: float = setting(0.25, "the trust region's temperature: the target is pi_old exp(A/eta) "
+                         "/ Z (the paper's main setting: 1/eta = 4)", above=0)
+    # Checked in __post_init__, not by `choices`: exercise 4 registers a divergence at run time.
+    divergence: str = setting("js", "LAD's f-divergence: " + ", ".join(sorted(DIVERGENCES)))
+    group_size: int = setting(64, "arms sampled per iteration from pi_old (GRPO normalises within "
+                              "the group; for the exact expectation use --exact)", low=2,
+                              high=10**6)
+    grpo_pi_old: str = setting("refresh", "pi_old of grpo and the baselines: the current policy, "
+                               "or pi_0 frozen", choices=["refresh", "fixed"])
+    # An entropy bonus of 1e6 already leaves GRPO's loss nothing but the bonus.
+    entropy_coef: float = setting(0.0, "weight of an entropy bonus added to the loss of grpo and "
+                                  "the baselines (0: none)", low=0, high=1e6)
+    flowrl_reward: str = setting("normalised", "FlowRL's reward: GRPO's group-normalised A (as "
+                                 "published) or the raw A", choices=["normalised", "raw"])
+    center_advantages: bool = setting(False, "subtract A's mean under pi_0 (the same pi*, Z > 1)")
+    exact: bool = setting(False, "the exact expectation over all 50 arms instead of a sampled "
+                          "group (lad-fixed, lad, grpo)")
+    seed: int = setting(0, "the same seed, the same numbers", low=0, below=2**64)
+    ablation: str | None = setting(None, "run one ablation instead of --methods",
+                                   choices=ABLATIONS)
+    figure: str | None = setting(None, "where to write the figure",
+                                 default_text="plots/bandit.png, or plots/ablation_NAME.png (.gif "
+                                 "for the animation); '_exact' added with --exact; under "
+                                 f"{QUICK_DIR}/ with --quick")
+    metrics_json: str | None = setting(None, "where to write the metrics", default_text="none for "
+                                       "--methods, the figure's name with .json for an ablation")
+    timing_rounds: int = setting(500, "steps each run takes in the step timing, the runs taking "
+                                 "turns, when a metrics file is written (0: no timing)", low=0,
+                                 quick=80)
+    quick: bool = setting(False, "a short run for tests and classrooms, written under "
+                          f"{QUICK_DIR}/: its numbers mean little")
+
+    def __post_init__(self):
+        check(self)
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"--divergence must be one of {', '.join(sorted(DIVERGENCES))}, "
+                             f"got {self.divergence}")
+        A = bandit_advantages(uniform_policy(), self.center_advantages)
+        largest = float(A.max()) / self.eta
+        if largest > MAX_LOG_WEIGHT:  # a very negative A/eta only underflows exp to 0: harmless
+            raise ValueError(f"--eta {self.eta:g} is too small: A/eta reaches {largest:.0f}, "
+                             "beyond float32's range (use 1/eta <= "
+                             f"{MAX_LOG_WEIGHT / float(A.max()):.0f})")
+        if self.ablation is not None and self.methods != PAPER_FIGURE:
+            raise ValueError(f"--methods {' '.join(self.methods)}: --ablation {self.ablation} "
+                             "names its own runs")
+        runs_baselines = self.ablation == "baselines" or (
+            self.ablation is None and any(m in BASELINES for m in self.methods))
+        if self.exact and runs_baselines:
+            raise ValueError("--exact: the baselines run on sampled groups only (Clip-Cov and "
+                             "KL-Cov pick samples of the group)")
+        name = "bandit" if self.ablation is None else "ablation_" + self.ablation.replace("-", "_")
+        name += "_exact" if self.exact else ""
+        suffix = ".gif" if self.ablation == "animation" else ".png"
+        self.figure = self.figure or f"{QUICK_DIR if self.quick else 'plots'}/{name}{suffix}"
+        if self.metrics_json is None and self.ablation is not None:
+            self.metrics_json = str(Path(self.figure).with_suffix(".json"))
+        if self.ablation == "animation" and Path(self.figure).suffix.lower() != ".gif":
+            raise ValueError(f"--figure {self.figure}: the animation is written as a GIF, so its "
+                             "name must end in .gif")
+        for flag, path, kind in [("--figure", self.figure, "figure"),
+                                 ("--metrics-json", self.metrics_json, "file")]:
+            problem = path is not None and output_path_problem(path, kind)
+            if problem:
+                raise ValueError(f"{flag} {path}: {problem}")
+        if self.metrics_json and Path(self.metrics_json).resolve() == Path(self.figure).resolve():
+            raise ValueError(f"--metrics-json {self.metrics_json}: the same file as --figure")
 
 
 # ---------------------------------------------------------------------------------------------
-# Training: one loss function and one learner for every method, so that they differ in the loss
-# and nothing else.
+# The algorithm: one iteration's loss, and the learner that samples, scores and steps.
 # ---------------------------------------------------------------------------------------------
 
-def step_loss(method, logits, pi_old, advantages, arms, args: Args, log_z=None, generator=None, beta=None):
-    """The loss for one step. pi_old: [n_arms], or None for the current policy (on-policy). `arms` is
-    the sampled group [group_size], or None for the exact expectation, in which case every arm enters
-    weighted by pi_old (a sampled group weights each sample 1/group_size: the same estimator, without
-    the noise). FlowRL needs its log Z and beta, Clip-Cov the generator that draws its arms to hold back."""
+def step_loss(method: str, logits, pi_old, advantages, arms, settings: Settings,
+              baseline: Baseline | None = None) -> torch.Tensor:
+    """The loss of one iteration, a scalar. logits [50]; pi_old [50], or None for the current policy
+    (on-policy); advantages A [50]; arms, the sampled group [group_size], or None for the exact
+    expectation over every arm weighted by pi_old (a sampled group weighs each sample 1/group_size:
+    the same estimator, without the noise); baseline: what a baseline method needs
+    (bandit_study/baselines.py)."""
     logp_all = torch.log_softmax(logits, dim=-1)
-    if pi_old is None:  # log pi_old is log pi itself: the ratio is exactly 1, not 1 up to rounding
-        pi_old, logp_old_all = logp_all.exp().detach(), logp_all.detach()
+    if pi_old is None:  # log pi_old is log pi itself, a constant: the ratio is exactly 1
+        pi_old, logp_old_all = logp_all.detach().exp(), logp_all.detach()
     else:
         logp_old_all = torch.log(pi_old)
     if arms is None:
-        weights, logp, logp_old, A = pi_old, logp_all, logp_old_all, advantages
+        if method not in LAD_METHODS + ("grpo",):
+            raise ValueError(f"{method} runs on sampled groups only (--exact is for LAD and GRPO)")
+        logp, logp_old, A = logp_all, logp_old_all, advantages
     else:
-        weights = torch.full((len(arms),), 1.0 / len(arms))
         logp, logp_old, A = logp_all[arms], logp_old_all[arms], advantages[arms]
 
-    if method == "lad":
-        per_sample = lad_loss(logp, logp_old, A, eta=args.eta, divergence=args.divergence, reduction="none")
-        return (weights * per_sample).sum()
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if arms is None and method != "grpo":
-        raise ValueError(f"{method} runs on sampled groups only (--exact is for LAD and GRPO)")
-    A_raw = A
-    if arms is None:  # the group is every arm: normalise with pi_old's mean and std
-        mean = (pi_old * A).sum()
-        A = (A - mean) / ((pi_old * (A - mean) ** 2).sum().sqrt() + 1e-6)
-    else:  # every method but LAD sees GRPO's group-normalised advantages (FlowRL: unless told otherwise)
-        A = group_advantages(A, group_size=len(arms))
-
-    if method == "flowrl":  # the reference is pi_0, the uniform start
-        r = A_raw if args.flowrl_reward == "raw" else A
-        logp_ref = torch.log(uniform_policy()[arms])
-        per_sample = flowrl_loss(logp, logp_old, logp_ref, log_z.expand(len(arms)), r, beta=beta,
-                                 reduction="none")
-    elif method == "entadv":  # one decision: every sample's "token" entropy is the whole softmax's
-        per_sample = entadv_loss(logp, logp_old, A, entropy(logp_all.exp()).expand(len(arms)),
-                                 clip_eps=None, reduction="none")
-    elif method == "clip-cov":
-        per_sample = clip_cov_loss(logp, logp_old, A, generator=generator, clip_eps=None, reduction="none")
-    elif method == "kl-cov":
-        per_sample = kl_cov_loss(logp, logp_old, A, reduction="none")
-    else:
-        per_sample = grpo_loss(logp, logp_old, A, clip_eps=None, reduction="none")
-    loss = (weights * per_sample).sum()
-    if args.grpo_entropy_coef:  # the entropy bonus, the usual remedy for collapse: exact over 50 arms
-        loss = loss - args.grpo_entropy_coef * entropy(logp_all.exp())
+    if method in LAD_METHODS:  # match pi* = pi_old exp(A/eta) / Z (Lemma 3.2)
+        per_sample = lad_loss(logp, logp_old, A, eta=settings.eta, divergence=settings.divergence,
+                              reduction="none")
+    else:  # GRPO's A_hat: A normalised over the group (exact: with pi_old's mean and std)
+        if arms is None:
+            mean = (pi_old * A).sum()
+            A_hat = (A - mean) / ((pi_old * (A - mean) ** 2).sum().sqrt() + 1e-6)
+        else:
+            A_hat = group_advantages(A, group_size=len(arms))
+        if method == "grpo":  # maximise E[ratio * A_hat], clipped
+            per_sample = grpo_loss(logp, logp_old, A_hat, clip_eps=CLIP_EPS, reduction="none")
+        else:
+            per_sample = baseline.loss(logp, logp_old, A, A_hat, logp_all, arms)
+    loss = per_sample.mean() if arms is not None else (pi_old * per_sample).sum()
+    if settings.entropy_coef and method not in LAD_METHODS:  # exact over the 50 arms
+        loss = loss - settings.entropy_coef * entropy(logp_all.exp())
     return loss
 
 
 class Learner:
-    """What one method trains: 50 logits (and FlowRL's log Z), their Adam optimiser, and the generators
-    that draw its arms (and Clip-Cov's held-back arms), seeded by args.seed: every method meets the
-    same draws of its own policy."""
+    """What one method trains: 50 logits (and a baseline's own parameters), their Adam, and the
+    generator that draws its arms, seeded by settings.seed: every method meets the same draws of
+    its own policy."""
 
-    def __init__(self, method: str, args: Args):
-        self.method, self.args = method, args
+    def __init__(self, method: str, settings: Settings):
+        if method not in BANDIT_METHODS:
+            raise ValueError(f"method must be one of {BANDIT_METHODS}, got {method!r}")
+        self.method, self.settings = method, settings
         self.pi_0 = uniform_policy()
-        self.advantages = bandit_advantages(self.pi_0, center=args.center_advantages)
-        self.target = target_policy(self.pi_0, self.advantages, args.eta)
-        self.pi_old_fixed = (args.pi_old if method == "lad" else args.grpo_pi_old) == "fixed"
-        # FlowRL's beta, such that pi* is its fixed point: 1/eta on the raw A; on A normalised by the
-        # group's std, std_{pi*}(A) / eta (the std the group has once the policy is at pi*).
-        std = std_at_target(args.eta, args.center_advantages)
-        self.beta = 1 / args.eta if args.flowrl_reward == "raw" else std / args.eta
-        torch.manual_seed(args.seed)
-        self.sampler = torch.Generator().manual_seed(args.seed)
-        self.selector = torch.Generator().manual_seed(args.seed)
+        self.advantages = bandit_advantages(self.pi_0, center=settings.center_advantages)
+        self.target = target_policy(self.pi_0, self.advantages, settings.eta)
+        # pi_0 is pi_old for lad-fixed, and for grpo and the baselines with --grpo-pi-old fixed.
+        self.pi_old_fixed = method == "lad-fixed" or (
+            method not in LAD_METHODS and settings.grpo_pi_old == "fixed")
+        self.arms_gen = torch.Generator().manual_seed(settings.seed)
         self.logits = torch.zeros(N_ARMS, requires_grad=True)
-        self.log_z = torch.zeros((), requires_grad=True)  # FlowRL's; starts at 0 like the logits
-        trained = [self.logits, self.log_z] if method == "flowrl" else [self.logits]
-        self.optimizer = torch.optim.Adam(trained, lr=args.lr)
+        self.baseline = Baseline(method, settings, CLIP_EPS) if method in BASELINES else None
+        extra = self.baseline.parameters if self.baseline else []  # FlowRL's log Z
+        self.optimizer = Adam([self.logits] + extra, lr=settings.lr)
 
     def policy(self) -> torch.Tensor:
         return torch.softmax(self.logits.detach(), dim=-1)
 
-    def true_log_z(self, pi: torch.Tensor | None = None) -> float:
-        """The log Z that zeroes FlowRL's residual for groups drawn from pi (default: the current policy),
-        in the large-group limit: log sum_arms pi_0 exp(beta (A - mean) / std), mean and std under pi."""
-        pi = self.policy() if pi is None else pi
-        r = self.advantages
-        if self.args.flowrl_reward != "raw":
-            r = (r - (pi * r).sum()) / advantage_std(pi, r)
-        return float(torch.logsumexp(torch.log(self.pi_0) + self.beta * r, 0))
-
     def step(self) -> None:
+        """One iteration: a group drawn from pi_old, the method's loss, one Adam step."""
         pi_old = self.pi_0 if self.pi_old_fixed else None  # None: the current policy
-        drawn_from = self.pi_0 if self.pi_old_fixed else self.policy()
-        arms = None if self.args.exact else torch.multinomial(drawn_from, self.args.group_size,
-                                                               replacement=True, generator=self.sampler)
-        loss = step_loss(self.method, self.logits, pi_old, self.advantages, arms, self.args,
-                         log_z=self.log_z, generator=self.selector, beta=self.beta)
+        arms = None
+        if not self.settings.exact:
+            drawn_from = self.pi_0 if self.pi_old_fixed else self.policy()
+            arms = torch.multinomial(drawn_from, self.settings.group_size, replacement=True,
+                                     generator=self.arms_gen)
+        loss = step_loss(self.method, self.logits, pi_old, self.advantages, arms, self.settings,
+                         self.baseline)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -200,200 +225,119 @@ class Learner:
 
 @dataclass
 class Run:
+    """One method's training: its final policy, and its history, recorded every few iterations."""
     method: str
-    target: torch.Tensor  # pi* for this run's eta [n_arms]
-    pi: torch.Tensor = None  # the final policy [n_arms]
-    steps: list = field(default_factory=list)  # the steps at which the history was recorded
-    tv: list = field(default_factory=list)  # TV to the target pi*
+    target: torch.Tensor  # pi* for this run's eta [50]
+    pi: torch.Tensor | None = None  # the final policy [50]
+    iterations: list = field(default_factory=list)  # the iterations at which the history was taken
+    tv: list = field(default_factory=list)  # TV to pi*
     entropy: list = field(default_factory=list)
-    snapshots: list = field(default_factory=list)  # the policy at each recorded step
+    snapshots: list = field(default_factory=list)  # the policy at each recorded iteration
     log_z: list = field(default_factory=list)  # FlowRL: its learned log Z, and the true one
     true_log_z: list = field(default_factory=list)
-    beta: float | None = None  # FlowRL: its beta, and the true log Z at pi*
-    log_z_at_target: float | None = None
+    baseline_metrics: dict = field(default_factory=dict)  # FlowRL: its beta and log Z at the end
     seconds: float = 0.0
 
-    def record(self, step: int, learner: Learner) -> None:
+    def record(self, iteration: int, learner: Learner) -> None:
         pi = learner.policy()
-        self.steps.append(step)
+        self.iterations.append(iteration)
         self.tv.append(float(total_variation(pi, self.target)))
         self.entropy.append(float(entropy(pi)))
         self.snapshots.append(pi)
         if learner.method == "flowrl":
-            self.log_z.append(float(learner.log_z.detach()))
-            self.true_log_z.append(learner.true_log_z())
+            self.log_z.append(float(learner.baseline.log_z.detach()))
+            self.true_log_z.append(learner.baseline.true_log_z(pi))
 
 
-def train(method: str, args: Args, record_every: int = 10, progress: bool = True, desc: str | None = None) -> Run:
-    learner = Learner(method, args)
+def train(method: str, settings: Settings, record_every: int = 10, progress: bool = True,
+          desc: str | None = None) -> Run:
+    learner = Learner(method, settings)
     run = Run(method, target=learner.target)
     start = time.perf_counter()
-    for step in tqdm(range(args.steps), desc=desc or method, disable=not progress, leave=False):
-        if step % record_every == 0:
-            run.record(step, learner)
+    for iteration in tqdm(range(settings.iterations), desc=desc or method, disable=not progress,
+                          leave=False):
+        if iteration % record_every == 0:
+            run.record(iteration, learner)
         learner.step()
-    run.record(args.steps, learner)
+    run.record(settings.iterations, learner)
     run.pi = learner.policy()
     run.seconds = time.perf_counter() - start
-    if method == "flowrl":
-        run.beta, run.log_z_at_target = learner.beta, learner.true_log_z(learner.target)
+    if learner.baseline:
+        run.baseline_metrics = learner.baseline.metrics(run.pi, learner.target)
     return run
 
 
-def step_time_side_by_side(runs_to_do, rounds: int) -> dict:
-    """What one optimiser step of each run costs, in seconds: the runs take turns, one step at a time,
-    so that the machine's load falls on all of them alike, and each run's step time is the 10th
-    percentile of its `rounds` steps, the cost of a step that nothing else interrupted (the median
-    moves with the load). Fresh learners: training is left untouched."""
-    learners = {key: Learner(method, run_args) for key, method, run_args in runs_to_do}
-    seconds = {key: [] for key in learners}
-    for _ in range(rounds):
-        for key, learner in learners.items():
-            start = time.perf_counter()
-            learner.step()
-            seconds[key].append(time.perf_counter() - start)
-    return {key: sorted(s)[len(s) // 10] for key, s in seconds.items()}
-
-
-def experiment(args: Args) -> list[tuple[str, str, Args]]:
-    """What to run, as (key, method, settings): LAD against GRPO, or one ablation's runs."""
-    if args.ablation is None:
-        return [("lad", "lad", args), ("grpo", "grpo", args)]
-    return ablation_runs(args.ablation, args, std_at_target(args.eta, args.center_advantages))
-
-
 # ---------------------------------------------------------------------------------------------
-# The command line, and the run: a figure, a table, a metrics file.
+# The experiment: what to run, then a table, a figure and a metrics file.
 # ---------------------------------------------------------------------------------------------
 
-def parse_args(argv=None) -> Args:
-    """The command line, checked before any training: a bad value is a one-line error naming its flag."""
-    d = Args()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    quick = lambda name, text: f"{text} (default: {getattr(d, name):g}; {QUICK[name]:g} with --quick)"
-    p.add_argument("--steps", type=int, default=None, help=quick("steps", "optimiser steps per method"))
-    p.add_argument("--lr", type=float, default=None, help=quick("lr", "Adam learning rate"))
-    p.add_argument("--eta", type=float, default=d.eta, help=f"trust-region temperature, > 0 (default: {d.eta:g})")
-    p.add_argument("--divergence", choices=sorted(DIVERGENCES), default=d.divergence,
-                   help=f"LAD's f-divergence (default: {d.divergence})")
-    p.add_argument("--group-size", type=int, default=d.group_size,
-                   help=f"arms sampled per step, >= 2 (default: {d.group_size})")
-    p.add_argument("--pi-old", choices=["fixed", "refresh"], default=d.pi_old,
-                   help=f"LAD's pi_old: the uniform pi_0, or the current policy (default: {d.pi_old})")
-    p.add_argument("--grpo-pi-old", choices=["fixed", "refresh"], default=d.grpo_pi_old,
-                   help=f"GRPO's (and the baselines') pi_old (default: {d.grpo_pi_old}, on-policy)")
-    p.add_argument("--grpo-entropy-coef", type=float, default=d.grpo_entropy_coef,
-                   help=f"beta of an entropy bonus for GRPO, >= 0 (default: {d.grpo_entropy_coef:g}, none)")
-    p.add_argument("--center-advantages", action="store_true", help="subtract A's mean under pi_0 (same pi*, Z > 1)")
-    p.add_argument("--exact", action="store_true", help="exact expectation over all arms (LAD and GRPO)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"the same seed, the same numbers (default: {d.seed})")
-    p.add_argument("--ablation", choices=ABLATIONS, default=None, help="run one ablation instead of the main figure")
-    p.add_argument("--figure", default=None, help="where to write the figure (default: plots/bandit.png or "
-                   "plots/ablation_NAME.png (.gif for the animation), '_exact' added with --exact; "
-                   f"{QUICK_DIR}/ with --quick)")
-    p.add_argument("--metrics-json", default=None, help="where to write the metrics (default: none for the main "
-                   "figure, the figure's name with .json for an ablation)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK['steps']} steps at lr {QUICK['lr']:g} for tests and "
-                   f"classrooms, written under {QUICK_DIR}/: its numbers mean little; an explicit --steps or --lr wins")
-    parsed = p.parse_args(argv)
-    for name, value in QUICK.items():  # an explicit flag wins over --quick
-        if getattr(parsed, name) is None:
-            setattr(parsed, name, value if parsed.quick else getattr(d, name))
-
-    # Every value before any work. Upper limits: Adam moves every logit by about lr per step, so beyond
-    # lr = 1 nothing is learned gradually any more (from about 3e37 the step overflows float32); an
-    # entropy bonus of 1e6 already leaves GRPO's loss nothing but the bonus (from about 1e37 it overflows).
-    for flag, ok, what in [
-        ("--steps", parsed.steps >= 1, ">= 1"),
-        ("--lr", 0 < parsed.lr <= 1, "a number in (0, 1]"),  # `not 0 < x` also catches NaN
-        ("--eta", 0 < parsed.eta < math.inf, "a finite number > 0"),
-        ("--group-size", 2 <= parsed.group_size <= 10**6, "in [2, 10**6] (GRPO normalises within the group; "
-         "for the exact expectation use --exact)"),
-        ("--grpo-entropy-coef", 0 <= parsed.grpo_entropy_coef <= 1e6, "a number in [0, 1e6]"),
-        ("--seed", 0 <= parsed.seed < 2**64, "in [0, 2**64), as torch.manual_seed takes it"),
-    ]:
-        if not ok:
-            p.error(f"{flag} must be {what}, got {getattr(parsed, flag[2:].replace('-', '_'))}")
-    # exp(A/eta) must stay inside float32 (about e^88.7); a very negative A/eta only underflows to 0.
-    largest = float(bandit_advantages(uniform_policy(), parsed.center_advantages).max()) / parsed.eta
-    if largest > MAX_LOG_WEIGHT:
-        p.error(f"--eta {parsed.eta:g} is too small: A/eta reaches {largest:.0f}, beyond float32's range "
-                f"(use 1/eta <= {MAX_LOG_WEIGHT / (largest * parsed.eta):.0f})")
-    if parsed.exact and parsed.ablation == "baselines":
-        p.error("--exact: the baselines run on sampled groups (Clip-Cov and KL-Cov pick samples of the group)")
-
-    name = "bandit" if parsed.ablation is None else f"ablation_{parsed.ablation.replace('-', '_')}"
-    name += "_exact" if parsed.exact else ""
-    if parsed.figure is None:
-        suffix = "gif" if parsed.ablation == "animation" else "png"
-        parsed.figure = f"{QUICK_DIR if parsed.quick else 'plots'}/{name}.{suffix}"
-    if parsed.metrics_json is None and parsed.ablation is not None:
-        parsed.metrics_json = str(Path(parsed.figure).with_suffix(".json"))
-    if parsed.ablation == "animation" and Path(parsed.figure).suffix.lower() != ".gif":
-        p.error(f"--figure {parsed.figure}: the animation is written as a GIF, so its name must end in .gif")
-    for flag, path, kind in [("--figure", parsed.figure, "figure"), ("--metrics-json", parsed.metrics_json, "file")]:
-        problem = path is not None and output_path_problem(path, kind)
-        if problem:
-            p.error(f"{flag} {path}: {problem}")
-    if parsed.metrics_json is not None and Path(parsed.metrics_json).resolve() == Path(parsed.figure).resolve():
-        p.error(f"--metrics-json {parsed.metrics_json}: the same file as --figure")
-    return Args(**vars(parsed))
+def experiment(settings: Settings) -> list[tuple[str, str, Settings]]:
+    """What to run, as (key, method, settings): --methods side by side, or one ablation's runs."""
+    if settings.ablation is None:
+        return [(method, method, settings) for method in settings.methods]
+    std = std_at_target(settings.eta, settings.center_advantages)
+    return ablation_runs(settings.ablation, settings, std)
 
 
 def print_table(rows: dict) -> None:
     width = max(len(k) for k in rows) + 2
-    print(f"{'':{width}s}{'TV':>7s}{'max arm':>9s}{'entropy':>9s}{'modes':>7s}{'step/ref':>10s}   mass in the modes")
+    print(f"{'':{width}s}{'TV':>7s}{'max arm':>9s}{'entropy':>9s}{'modes':>7s}{'step/ref':>10s}"
+          "   mass in the modes")
     for key, m in rows.items():
         ratio = f"{m['step_time_ratio']:10.2f}" if "step_time_ratio" in m else " " * 10
         masses = " ".join(f"{x:.2f}" for x in m["mode_mass"])
-        print(f"{key:{width}s}{m['tv']:7.3f}{m['max_prob']:9.3f}{m['entropy']:9.3f}{m['modes_recovered']:7d}{ratio}"
-              f"   {masses}")
+        print(f"{key:{width}s}{m['tv']:7.3f}{m['max_prob']:9.3f}{m['entropy']:9.3f}"
+              f"{m['modes_recovered']:7d}{ratio}   {masses}")
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    settings = parse_settings(Settings, argv, __doc__.split("\n")[0])
     torch.set_num_threads(1)  # 50 numbers per step: threads only add overhead
-    # The animation wants ~80 frames (20 with --quick); everything else a point every 10 steps.
-    record_every = max(1, args.steps // (20 if args.quick else 80)) if args.ablation == "animation" else 10
-    runs_to_do = experiment(args)
-    runs = {key: train(method, run_args, record_every, desc=key) for key, method, run_args in runs_to_do}
+    runs_to_do = experiment(settings)
+    # The animation wants ~80 frames (20 with --quick); everything else a point every 10 iterations.
+    n_frames = 20 if settings.quick else 80
+    animation = settings.ablation == "animation"
+    record_every = max(1, settings.iterations // n_frames) if animation else 10
+    runs = {key: train(method, s, record_every, desc=key) for key, method, s in runs_to_do}
 
-    metrics = {key: {**summarize(run.pi, run.target), "seconds": round(run.seconds, 3)} for key, run in runs.items()}
-    rounds = TIMING_ROUNDS // 6 if args.quick else TIMING_ROUNDS
-    step_seconds = step_time_side_by_side(runs_to_do, rounds)
-    reference = next((key for key, method, _ in runs_to_do if method == "grpo"), runs_to_do[0][0])
-    for key in runs:
-        metrics[key]["step_time_ratio"] = round(step_seconds[key] / step_seconds[reference], 3)
-    for key, run in runs.items():  # FlowRL: its learned log Z against the true one, now and at pi*
-        if run.method == "flowrl":
-            metrics[key].update(beta=round(run.beta, 4), log_z=round(run.log_z[-1], 4),
-                                true_log_z=round(run.true_log_z[-1], 4),
-                                log_z_at_target=round(run.log_z_at_target, 4))
-    if args.ablation == "eta":  # each 1/eta has its own target: say how sharp it is
+    metrics = {key: {**summarise_policy(run.pi, run.target), "seconds": round(run.seconds, 3),
+                     **run.baseline_metrics} for key, run in runs.items()}
+    if settings.ablation == "eta":  # each 1/eta has its own target: say how sharp it is
         for key, run in runs.items():
             metrics[key]["target_max_prob"] = round(float(run.target.max()), 4)
             metrics[key]["target_entropy"] = round(float(entropy(run.target)), 4)
     else:  # one target shared by every run
         target = next(iter(runs.values())).target
-        metrics["target"] = summarize(target, target)
-    print_table(metrics)
-    print(f"step/ref: each run's optimiser step over {reference}'s, the runs taking turns (step_time_side_by_side)")
-
-    title = figure_title(runs_to_do)
-    if args.ablation == "animation":
-        lad, grpo = runs["lad"], runs["grpo"]
-        path = animate_distributions(lad.target, {"LAD": lad.snapshots, "GRPO": grpo.snapshots}, lad.steps,
-                                     args.figure, title=title, xlabel="arm")
-    else:
-        title = title if args.ablation is None else f"ablation '{args.ablation}': " + title
-        path = draw_runs(runs, {key: metrics[key] for key in runs}, args.ablation, title, args.figure)
-    print(f"figure written to {path}")
-    if args.metrics_json:
-        metrics["step_time"] = {"reference": reference, "rounds": rounds, "statistic": "10th percentile",
+        metrics["target"] = summarise_policy(target, target)
+    reference = next((key for key, method, _ in runs_to_do if method == "grpo"), runs_to_do[0][0])
+    if settings.metrics_json and settings.timing_rounds:
+        fresh = {key: Learner(method, s) for key, method, s in runs_to_do}
+        step_seconds = step_time_side_by_side(fresh, settings.timing_rounds)
+        for key in runs:
+            metrics[key]["step_time_ratio"] = round(step_seconds[key] / step_seconds[reference], 3)
+        metrics["step_time"] = {"reference": reference, "rounds": settings.timing_rounds,
+                                "statistic": STATISTIC,
                                 "seconds": {key: round(s, 7) for key, s in step_seconds.items()}}
-        metrics["settings"] = {**asdict(args), "figure": repository_path(args.figure),
-                               "metrics_json": repository_path(args.metrics_json)}
-        print(f"metrics written to {write_metrics_json(args.metrics_json, metrics)}")
+    print_table({key: m for key, m in metrics.items() if key != "step_time"})
+    if "step_time" in metrics:
+        print(f"step/ref: each run's optimiser step over {reference}'s, the runs taking turns")
+    if settings.ablation is None and "lad" not in settings.methods:
+        print("LAD with pi_old refreshed every iteration collapses too: add it with "
+              "--methods lad-fixed lad grpo, or see --ablation pi-old")
+
+    title = figure_title(runs_to_do, settings.ablation)
+    if settings.ablation == "animation":
+        frames = {key: run.snapshots for key, run in runs.items()}
+        path = animate_distributions(runs["lad-fixed"].target, frames, runs["lad-fixed"].iterations,
+                                     settings.figure, title=title, xlabel="arm")
+    else:
+        path = draw_runs(runs, {key: metrics[key] for key in runs}, settings.ablation, title,
+                         settings.figure)
+    print(f"figure written to {path}")
+    if settings.metrics_json:
+        metrics["settings"] = {**asdict(settings), "figure": repository_path(settings.figure),
+                               "metrics_json": repository_path(settings.metrics_json)}
+        print(f"metrics written to {write_metrics_json(settings.metrics_json, metrics)}")
     return metrics
 
 

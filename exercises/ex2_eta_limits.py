@@ -9,8 +9,8 @@ Before writing any code, predict on paper:
      largest advantage, how is the mass split between them? (Divide the numerator and Z by the
      largest term, exp(max A / eta), and let eta -> 0.)
   2. What does pi* become as eta -> infinity?
-  3. In bandit.py (arms 0..49, advantages with three modes centred at arms 10, 25 and 40, the heaviest
-     at arm 10), where does LAD's policy end up at 1/eta = 128? At 1/eta = 1/64?
+  3. In bandit.py (arms 0..49, advantages with three modes centred at arms 10, 25 and 40, the
+     heaviest at arm 10), where does LAD's policy end up at 1/eta = 128? At 1/eta = 1/64?
 
 Then write the two limits below, and `train_lad`, which runs the bandit's LAD training for a given
 eta and returns the learned policy, so that the check can see whether training goes where you said.
@@ -34,10 +34,12 @@ def target_as_eta_goes_to_infinity(pi_old: torch.Tensor, advantages: torch.Tenso
     raise NotImplementedError("exercise 2: write target_as_eta_goes_to_infinity")
 
 
-def train_lad(eta: float, steps: int = 400, lr: float = 0.1) -> torch.Tensor:
-    """LAD on the 50-arm bandit with this eta; return the final policy [50].
+def train_lad(eta: float, iterations: int = 400, lr: float = 0.1) -> torch.Tensor:
+    """LAD on the 50-arm bandit with this eta, pi_old = pi_0 fixed; return the final policy [50].
 
-    Use bandit.train with a bandit.Args: the given eta, steps and lr, and the exact expectation over
-    all arms (no sampling noise, so that a few hundred steps show the end point clearly).
+    Use bandit.train with the method "lad-fixed" and a bandit.Settings: the given eta, iterations
+    and lr, and the exact expectation over all arms (no sampling noise, so that a few hundred
+    iterations show the end point clearly).
     """
-    raise NotImplementedError("exercise 2: write train_lad (bandit.train and bandit.Args do the work)")
+    raise NotImplementedError("exercise 2: write train_lad (bandit.train and bandit.Settings do "
+                              "the work)")

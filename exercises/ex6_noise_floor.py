@@ -1,11 +1,12 @@
 """Exercise 6 (hard): why some divergences stop short of the target, and how to predict which.
 
-Read the divergence ablation in docs/bandit.md, or run it yourself in a few seconds with
-`python bandit.py --ablation divergences --quick` (its figure and metrics go under runs/quick/, and
-the table is printed). With the bandit's advantages as they are (Z = E_{pi_0}[exp(A/eta)] = 1), KL and
-reverse KL stop at a total variation to the target several times larger than JF, TV, HD and JS. With centred advantages
-(`--center-advantages`: the same target, but Z of about 2.8) the picture turns around: KL gets closest,
-and JF, HD, JS and rKL stall (TV, not strictly convex, drifts for its own reason: exercise 3).
+Read the bandit's divergence ablation in docs/bandit.md (plots/ablation_divergences.json), or run
+it yourself in a few seconds with `python bandit.py --ablation divergences --quick` (its figure and
+metrics go under runs/quick/, and the table is printed). With the bandit's advantages as they are
+(Z = E_{pi_0}[exp(A/eta)] = 1), KL and reverse KL stop at a total variation to the target several
+times larger than JF, TV, HD and JS. With centred advantages (`--center-advantages`: the same
+target, but Z of about 2.8) the picture turns around: KL gets closest, and JF, HD, JS and rKL stall
+(TV, not strictly convex, drifts for its own reason: exercise 3).
 Same targets, same samples, same optimiser. Why?
 
 The pieces you need:
@@ -19,10 +20,12 @@ The pieces you need:
 
 Write the functions below, in this order:
   bandit_normaliser      Z for the bandit, with and without centred advantages.
-  weight_at_optimum      the per-sample gradient weight -f'(x) that every sample carries at the optimum.
-  quietest_divergences   your prediction: which divergences should get closest to the target for a Z.
-  silencing_normaliser   the Z at which a divergence's weight at the optimum is exactly zero (None if
-                         there is no such Z). What would you do to the advantages to reach it?
+  weight_at_optimum      the per-sample gradient weight -f'(x) that every sample carries at the
+                         optimum.
+  quietest_divergences   your prediction: which divergences should get closest to the target for
+                         a Z.
+  silencing_normaliser   the Z at which a divergence's weight at the optimum is exactly zero (None
+                         if there is no such Z). What would you do to the advantages to reach it?
   measure_noise_floors   the experiment: short bandit runs of LAD with each divergence.
 The check compares your prediction with your measurement, and both with the truth.
 
@@ -60,8 +63,10 @@ def silencing_normaliser(divergence: str) -> float | None:
     raise NotImplementedError("exercise 6: write silencing_normaliser")
 
 
-def measure_noise_floors(center_advantages: bool, steps: int = 400, lr: float = 2e-2) -> dict[str, float]:
-    """For each name in PAPER_DIVERGENCES: train LAD on the bandit (bandit.train, 64 samples per step,
-    these steps and lr, seed 0) and return the mean TV to the target over the last 100 steps
-    (Run.tv is recorded every 10 steps)."""
+def measure_noise_floors(center_advantages: bool, iterations: int = 400,
+                         lr: float = 2e-2) -> dict[str, float]:
+    """For each name in PAPER_DIVERGENCES: train LAD with pi_old = pi_0 on the bandit
+    (bandit.train with the method "lad-fixed", 64 samples per iteration, these iterations and lr,
+    seed 0) and return the mean TV to the target over the last 100 iterations (Run.tv is recorded
+    every 10 iterations, at the iterations in Run.iterations)."""
     raise NotImplementedError("exercise 6: write measure_noise_floors")

@@ -13,11 +13,12 @@ limit LAD does not choose between equally good answers (the Lemma 3.2 property, 
 eta -> infinity. exp(A/eta) -> 1 for every response, so pi* -> pi_old: an infinitely tight trust
 region never moves.
 
-The bandit. Its advantages make pi* proportional to mixture^(0.25/eta) (bandit.py's docstring), so
-1/eta = 128 raises the mixture to the 32nd power: arm 10, the centre of the heaviest mode, ends with
-most of the mass (its neighbours keep a little: their advantage is only slightly lower). 1/eta = 1/64
-takes the 64th root of the mixture: almost uniform, i.e. LAD barely moves from pi_0. The check
-verifies both, and that the learned policy walks from one limit to the other as 1/eta grows.
+The bandit. Its advantages make pi* proportional to mixture^(0.25/eta) (bandit_study/task.py's
+docstring), so 1/eta = 128 raises the mixture to the 32nd power: arm 10, the centre of the heaviest
+mode, ends with most of the mass (its neighbours keep a little: their advantage is only slightly
+lower). 1/eta = 1/64 takes the 64th root of the mixture: almost uniform, i.e. LAD barely moves from
+pi_0. The check verifies both, and that the learned policy walks from one limit to the other as
+1/eta grows.
 
 (Why not 1/eta = 1024? The loss evaluates exp(A/eta) inside lad_loss's log-space forms, and
 A/eta = 0.35 * 1024 = 354 is beyond float32's exp range of about 88: the bandit, in float32, has its
@@ -38,6 +39,6 @@ def target_as_eta_goes_to_infinity(pi_old: torch.Tensor, advantages: torch.Tenso
     return pi_old.clone()  # exp(A/eta) -> 1: the advantages stop mattering
 
 
-def train_lad(eta: float, steps: int = 400, lr: float = 0.1) -> torch.Tensor:
-    args = bandit.Args(eta=eta, steps=steps, lr=lr, exact=True)
-    return bandit.train("lad", args, progress=False).pi
+def train_lad(eta: float, iterations: int = 400, lr: float = 0.1) -> torch.Tensor:
+    settings = bandit.Settings(eta=eta, iterations=iterations, lr=lr, exact=True)
+    return bandit.train("lad-fixed", settings, progress=False).pi

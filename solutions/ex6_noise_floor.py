@@ -5,12 +5,12 @@ At the target pi* = pi_0 exp(A/eta)/Z every response has x_y = (pi*/pi_0) exp(-A
 
     (1/G) sum_i ratio_i * (-c) * grad log pi(y_i),       y_1..y_G sampled from pi_0,
 
-whose expectation is -c E_pi[grad log pi] = 0: the optimum is a fixed point on average. But one batch
-of G = 64 arms is not the average. With c != 0, every arm that happens to be sampled is pushed (up if
-c > 0, down if c < 0) and the unsampled ones are pushed the other way through the softmax; the next
-batch pushes other arms. The policy jitters around the target forever, and the jitter is the floor
-in the ablation table. With c = 0 the per-sample weights themselves vanish at the optimum: near it
-they are proportional to the distance from it, and the noise dies out with the error.
+whose expectation is -c E_pi[grad log pi] = 0: the optimum is a fixed point on average. But one
+batch of G = 64 arms is not the average. With c != 0, every arm that happens to be sampled is pushed
+(up if c > 0, down if c < 0) and the unsampled ones are pushed the other way through the softmax;
+the next batch pushes other arms. The policy jitters around the target forever, and the jitter is
+the floor in the ablation table. With c = 0 the per-sample weights themselves vanish at the optimum:
+near it they are proportional to the distance from it, and the noise dies out with the error.
 
 Which divergence has c = 0 depends on Z, because the optimum sits at x = 1/Z, not at x = 1:
   * Z = 1 (the bandit as built): c = -f'(1), zero for JF, TV, HD, JS (normalised with f'(1) = 0),
@@ -23,14 +23,15 @@ Which divergence has c = 0 depends on Z, because the optimum sits at x = 1/Z, no
     push, so it is as quiet as JS there. (The bandit's float32 advantages give Z = 1 only to about
     1e-8, which is enough to put 1/Z on one side of the jump: the check rounds Z before predicting.)
 So "which divergence is best" in such an experiment partly reflects how the advantages happen to be
-shifted. To silence a divergence on purpose, shift the advantages by a constant (which never moves the
-target, exercise 1) so that Z lands where f'(1/Z) = 0: A <- A + eta * (log Z_wanted - log Z).
+shifted. To silence a divergence on purpose, shift the advantages by a constant (which never moves
+the target, exercise 1) so that Z lands where f'(1/Z) = 0: A <- A + eta * (log Z_wanted - log Z).
 
 One refinement, for the curious: Adam divides each coordinate's step by a running gradient scale, so
 what sets the floor's size is the noise relative to the pull back towards the target. Near the
 optimum the weight is about f'(1/Z) + f''(1/Z) (x - 1/Z): noise over pull is roughly
 |f'(1/Z)| / ((1/Z) f''(1/Z)), between 0.7 and 1 for every stalled divergence here, which is why
-their floors are so alike (about 0.035 to 0.04 after 400 quick steps), and close to 0 for KL at Z = 2.78.
+their floors are so alike (about 0.035 to 0.04 after 400 quick iterations), and close to 0 for KL
+at Z = 2.78.
 """
 import torch
 
@@ -76,12 +77,14 @@ def silencing_normaliser(divergence: str) -> float | None:
     return float(torch.exp(-torch.tensor(0.5 * (lo + hi), dtype=torch.float64)))  # Z = 1 / x
 
 
-def measure_noise_floors(center_advantages: bool, steps: int = 400, lr: float = 2e-2) -> dict[str, float]:
+def measure_noise_floors(center_advantages: bool, iterations: int = 400,
+                         lr: float = 2e-2) -> dict[str, float]:
     floors = {}
     for name in PAPER_DIVERGENCES:
-        args = bandit.Args(divergence=name, center_advantages=center_advantages, steps=steps, lr=lr, seed=0)
-        run = bandit.train("lad", args, progress=False)
-        # average the tail: a single step's TV is itself noisy
-        tail = [tv for step, tv in zip(run.steps, run.tv) if step >= steps - 100]
+        settings = bandit.Settings(divergence=name, center_advantages=center_advantages,
+                                   iterations=iterations, lr=lr, seed=0)
+        run = bandit.train("lad-fixed", settings, progress=False)
+        # average the tail: a single iteration's TV is itself noisy
+        tail = [tv for i, tv in zip(run.iterations, run.tv) if i >= iterations - 100]
         floors[name] = sum(tail) / len(tail)
     return floors

@@ -93,12 +93,14 @@ def test_the_bandit_figure_is_titled_by_its_experiment_and_each_panel_by_its_run
     figures = []
     monkeypatch.setattr(plots.bandit, "save_figure", lambda fig, path: figures.append(fig))
     target = np.full(4, 0.25)
-    runs = {key: SimpleNamespace(method=key, pi=target, target=target, steps=[0, 1], tv=[0.5, 0.1], entropy=[1.0, 1.0])
+    runs = {key: SimpleNamespace(method=key, pi=target, target=target, iterations=[0, 1],
+                                 tv=[0.5, 0.1], entropy=[1.0, 1.0])
             for key in ("lad", "grpo")}
     metrics = {key: {"tv": 0.1, "max_prob": 0.25, "modes_recovered": 3} for key in runs}
     plots.bandit.draw_runs(runs, metrics, None, "the experiment", "unused.png")
     assert figures[0]._suptitle.get_text() == "the experiment"
-    assert [ax.get_title().split("\n")[0] for ax in figures[0].axes[:2]] == ["LAD", "GRPO"]
+    titles = [ax.get_title().split("\n")[0] for ax in figures[0].axes[:2]]
+    assert titles == [plots.bandit.LABELS["lad"], "GRPO"]
     plt.close(figures[0])
 
 
