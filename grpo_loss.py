@@ -58,7 +58,8 @@ def prepare_inputs(logp, logp_old, advantages, mask=None, reduction="mean"):
             f"logp_old must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_old.shape)}"
         )
     if logp.dim() == 2 and advantages.dim() == 1:
-        advantages = advantages.unsqueeze(-1)  # [batch] -> [batch, 1]: the same value for every token
+        # [batch] -> [batch, 1]: the same value for every token
+        advantages = advantages.unsqueeze(-1)
     # Whether advantages broadcast to logp's shape, checked by hand: torch.broadcast_shapes runs in
     # Python (about 50 us a call) and its first call costs about 0.3 s of imports, together a sixth
     # of the bandit's 8000 small steps.

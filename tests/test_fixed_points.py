@@ -172,8 +172,8 @@ def minimise(loss, start, steps=200):
 def lad_at_fixed_pi_old(pi_old, A, divergence):
     """The exact expected loss of LAD with pi_old frozen (lad-fixed, the bandit's figure), as the
     bandit computes it with --exact: sum over y of pi_old(y) lad_loss(y)."""
-    args = types.SimpleNamespace(eta=ETA, divergence=divergence)
-    return lambda logits: bandit.step_loss("lad", logits, pi_old, A, None, args)
+    args = bandit.Settings(eta=ETA, divergence=divergence)
+    return lambda logits: bandit.step_loss("lad-fixed", logits, pi_old, A, None, args)
 
 
 def test_the_cases_have_the_targets_the_tests_compare_with():
@@ -452,7 +452,7 @@ def test_the_bandits_lad_refreshed_every_step_collapses_onto_the_best_arm():
     mass on the best arm (10, the heaviest mode's centre), like GRPO, not on pi*. A step_loss whose
     pi_old=None did not take the ratio at exactly 1 would leave that path."""
     logits, lr = torch.log(BANDIT_PI_0), 10.0
-    args = types.SimpleNamespace(eta=ETA, divergence="js")
+    args = bandit.Settings(eta=ETA, divergence="js")
     for step in range(1, 61):
         z = logits.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(bandit.step_loss("lad", z, None, BANDIT_A, None, args), z)
