@@ -378,7 +378,13 @@ LONG_RUNS = [
     ("reasoning_long_sft-normalised.json", "`A` sft-normalised"),
     ("reasoning_long_lr5e-4.json", "`A` sft, lr 5e-4"),
     ("reasoning_long_group32.json", "`A` sft, 32 samples per prompt"),
+    ("reasoning_long_rkl_sft.json", "`A` sft, f = rkl, 1500 iterations"),
+    ("reasoning_long_rkl_sft-sampled.json", "`A` sft-sampled, f = rkl, 1500 iterations"),
 ]
+# lad-fixed with each divergence, and lad-kl with f = kl at kl_coef 1: (file, the row's label)
+DIVERGENCE_RUNS = [(f"reasoning_divergence_{f}.json", f"`lad-fixed`, f = {f}")
+                   for f in ("js", "kl", "rkl", "jf", "tv", "hd")] + [
+    ("reasoning_lad_kl_forward.json", "`lad-kl`, f = kl, kl_coef 1")]
 
 
 def lowest_tv_at_accuracy(evals: list, accuracy: float = 0.9) -> str:
@@ -407,6 +413,34 @@ def gpt_long_rows() -> list[str]:
                 + [best]
             )
             rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def gpt_reference_rows() -> list[str]:
+    """The references that take no sample: each one's end, its training-prompt TV, and its lowest
+    held-out TV at P(correct) >= 0.9 per seed."""
+    metrics = load("reasoning_references.json")
+    seeds = metrics["settings"]["seed"]
+    rows = []
+    for method in metrics["settings"]["methods"]:
+        best = ", ".join(lowest_tv_at_accuracy(c[method]["evals"]) for c in metrics["curves"])
+        cells = ([f"`{method}`", ", ".join(map(str, seeds))]
+                 + gpt_cells(metrics[method], len(seeds))
+                 + [one_or_more(metrics[method], "train_tv_to_target", 2, len(seeds)), best])
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def gpt_divergence_rows() -> list[str]:
+    rows = []
+    for name, label in DIVERGENCE_RUNS:
+        metrics = load(name)
+        seeds = metrics["settings"]["seed"]
+        [method] = metrics["settings"]["methods"]
+        best = ", ".join(lowest_tv_at_accuracy(c[method]["evals"]) for c in metrics["curves"])
+        cells = ([label, ", ".join(map(str, seeds))] + gpt_cells(metrics[method], len(seeds))
+                 + [mean_std(metrics[method], "largest_accuracy_drop", 2), best])
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -511,6 +545,10 @@ TABLES = [
         gpt_group32_rows,
     ),
     ("docs/gpt.md", "Can any method reach", [name for name, _ in LONG_RUNS], gpt_long_rows),
+    ("docs/gpt.md", "How close this GPT can get", ["reasoning_references.json"],
+     gpt_reference_rows),
+    ("docs/gpt.md", "The divergence as a lever", [name for name, _ in DIVERGENCE_RUNS],
+     gpt_divergence_rows),
     (
         "docs/trl.md",
         "Five seeds on this machine",
