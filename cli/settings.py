@@ -162,11 +162,9 @@ def build_parser(cls, description: str) -> argparse.ArgumentParser:
             )
             if meta["choices"]:
                 options["choices"] = meta["choices"]
-                options["metavar"] = kind.__name__.upper() if is_list else None
-            if is_list:
+            if is_list:  # --methods METHOD [METHOD ...], the choices listed in the help
                 options["nargs"] = "+"
-            if options.get("metavar") is None:
-                options.pop("metavar", None)
+                options["metavar"] = f.name.removesuffix("s").upper()
         parser.add_argument(flag(f.name), **options)
     return parser
 
