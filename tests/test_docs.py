@@ -581,6 +581,30 @@ def test_each_committed_metrics_file_records_the_settings_of_its_command(name, c
         assert key in recorded and recorded[key] == value, (name, key, value, recorded.get(key))
 
 
+def printed_bandit_commands() -> list[tuple[str, str]]:
+    """(page, command) for every `python bandit.py ...` the pages print, in a code block (its
+    comment dropped) or in backticks."""
+    found = []
+    for page in PAGES + ["EXERCISES.md"]:
+        body = text(page)
+        lines = code_lines(body) + re.findall(r"`(python bandit\.py[^`]*)`", body)
+        found += [(page, line) for line in lines if line.startswith("python bandit.py")]
+    return found
+
+
+def test_every_bandit_command_on_the_pages_is_one_that_bandit_py_accepts():
+    """A flag renamed in bandit.py but not on a page (--steps for --iterations, --grpo-entropy-coef
+    for --entropy-coef, --pi-old now that the method names lad-fixed and lad say which pi_old) sends
+    a reader to a usage error: each printed command is parsed by bandit.py's own parser."""
+    commands = printed_bandit_commands()
+    assert len(commands) > 10
+    for page, command in commands:
+        try:
+            parse_command(command)
+        except SystemExit as error:
+            assert error.code == 0, f"{page}: bandit.py refuses {command!r}"  # 0: --help
+
+
 def test_the_gpt_chapter_says_lad_kl_gives_the_same_numbers_with_either_ratio():
     """The token-ratio table prints one lad-kl row for both ratio levels: true only because with one
     update per rollout the two forms have the same gradient, to the last digit in every seed."""
