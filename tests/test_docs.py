@@ -120,14 +120,6 @@ def parse_command(command: str):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_of(metrics: dict, *names: str) -> dict:
-    """One run of a bandit metrics file, by the first of its possible keys that the file has."""
-    for name in names:
-        if name in metrics:
-            return metrics[name]
-    raise AssertionError(f"none of {names} in {sorted(metrics)}")
-
-
 def masses(m: dict) -> str:
     return " / ".join(f"{x:.2f}" for x in m["mode_mass"])
 
@@ -160,7 +152,7 @@ def target_row(m: dict, digits: int = 3) -> str:
 def bandit_main_rows(name: str, digits: int = 3) -> list[str]:
     metrics = load(name)
     return [
-        bandit_row("`lad-fixed`", run_of(metrics, "lad-fixed", "lad"), digits),
+        bandit_row("`lad-fixed`", metrics["lad-fixed"], digits),
         bandit_row("`grpo`", metrics["grpo"], digits),
         target_row(metrics["target"], digits),
     ]
@@ -169,18 +161,14 @@ def bandit_main_rows(name: str, digits: int = 3) -> list[str]:
 def bandit_pi_old_rows() -> list[str]:
     metrics = load("ablation_pi_old.json")
     runs = [
-        ("`lad-fixed`", "fixed at `pi_0`", ("lad-fixed", "LAD fixed")),
-        ("`lad`", "refreshed", ("lad", "LAD refresh")),
-        (
-            "`grpo`, `pi_old` frozen",
-            "fixed at `pi_0`",
-            ("grpo-fixed", "grpo, pi_old fixed", "GRPO fixed"),
-        ),
-        ("`grpo`", "refreshed", ("grpo", "GRPO refresh")),
+        ("`lad-fixed`", "fixed at `pi_0`", "lad-fixed"),
+        ("`lad`", "refreshed", "lad"),
+        ("`grpo`", "fixed at `pi_0` (`--grpo-pi-old fixed`)", "grpo, pi_old fixed"),
+        ("`grpo`", "refreshed", "grpo"),
     ]
     rows = []
-    for label, pi_old, names in runs:
-        m = run_of(metrics, *names)
+    for label, pi_old, key in runs:
+        m = metrics[key]
         rows.append(
             f"| {label} | {pi_old} | {m['tv']:.3f} | {m['max_prob']:.3f} | {m['entropy']:.3f} | "
             f"{masses(m)} |"
@@ -212,21 +200,15 @@ def bandit_eta_rows() -> list[str]:
 
 
 def entropy_bonus_run(metrics: dict, coef: float) -> dict:
-    """The GRPO run of the entropy-bonus ablation with this coefficient, whatever its key says
-    before the '='."""
-    found = [
-        m
-        for key, m in metrics.items()
-        if key.lower().startswith("grpo") and float(key.split("=")[-1]) == coef
-    ]
-    assert len(found) == 1, (coef, sorted(metrics))
-    return found[0]
+    """The GRPO run of the entropy-bonus ablation with this coefficient: plain `grpo` for 0, and
+    `grpo, entropy_coef=c` (the settings field's name) for the others."""
+    return metrics["grpo" if coef == 0 else f"grpo, entropy_coef={coef:g}"]
 
 
 def bandit_entropy_bonus_rows() -> list[str]:
     metrics = load("ablation_entropy_bonus.json")
     rows = []
-    lad = run_of(metrics, "lad-fixed", "LAD", "lad")
+    lad = metrics["lad-fixed"]
     rows.append(f"| `lad-fixed` | {lad['tv']:.3f} | {lad['max_prob']:.3f} | {masses(lad)} |")
     for coef in [0, 0.1, 0.3, 1, 1.3, 3]:
         m = entropy_bonus_run(metrics, coef)
@@ -241,10 +223,12 @@ def bandit_baseline_rows() -> list[str]:
     metrics = load("ablation_baselines.json")
     flowrl, raw = metrics["flowrl"], metrics["flowrl, raw A"]
     return [
-        bandit_row("`lad-fixed`", run_of(metrics, "lad-fixed", "lad")),
+        bandit_row("`lad-fixed`", metrics["lad-fixed"]),
         bandit_row("`grpo`", metrics["grpo"]),
-        bandit_row(f"`flowrl`, normalised reward, `flowrl_beta` {flowrl['beta']:.2f}", flowrl),
-        bandit_row(f"`flowrl`, raw `A`, `flowrl_beta` {raw['beta']:g}", raw),
+        bandit_row(
+            f"`flowrl`, normalised reward, `flowrl_beta` {flowrl['flowrl_beta']:.2f}", flowrl
+        ),
+        bandit_row(f"`flowrl`, raw `A`, `flowrl_beta` {raw['flowrl_beta']:g}", raw),
         bandit_row("`entadv`", metrics["entadv"]),
         bandit_row("`clip-cov`", metrics["clip-cov"]),
         bandit_row("`kl-cov`", metrics["kl-cov"]),
@@ -633,6 +617,30 @@ def test_each_committed_metrics_file_records_the_settings_of_its_command(name, c
         if value is None and key in ("figure", "metrics_json"):
             continue  # a default the script fills in from other settings: checked above
         assert key in recorded and recorded[key] == value, (name, key, value, recorded.get(key))
+
+
+def printed_bandit_commands() -> list[tuple[str, str]]:
+    """(page, command) for every `python bandit.py ...` the pages print, in a code block (its
+    comment dropped) or in backticks."""
+    found = []
+    for page in PAGES + ["EXERCISES.md"]:
+        body = text(page)
+        lines = code_lines(body) + re.findall(r"`(python bandit\.py[^`]*)`", body)
+        found += [(page, line) for line in lines if line.startswith("python bandit.py")]
+    return found
+
+
+def test_every_bandit_command_on_the_pages_is_one_that_bandit_py_accepts():
+    """A flag renamed in bandit.py but not on a page (--steps for --iterations, --grpo-entropy-coef
+    for --entropy-coef, --pi-old now that the method names lad-fixed and lad say which pi_old) sends
+    a reader to a usage error: each printed command is parsed by bandit.py's own parser."""
+    commands = printed_bandit_commands()
+    assert len(commands) > 10
+    for page, command in commands:
+        try:
+            parse_command(command)
+        except SystemExit as error:
+            assert error.code == 0, f"{page}: bandit.py refuses {command!r}"  # 0: --help
 
 
 def test_the_gpt_chapter_says_lad_kl_gives_the_same_numbers_with_either_ratio():
