@@ -30,14 +30,14 @@ pi_old: no sampling noise, the same end points. The paper's other baselines (Flo
 Clip-Cov, KL-Cov), the ablations and the step timing live in bandit_study/.
 
 Run:  python bandit.py                               the figure, plots/bandit.png
-      python bandit.py --methods lad-fixed lad grpo  the refreshed LAD beside them
+      python bandit.py --methods lad-fixed lad grpo  the refreshed LAD beside them (under runs/)
       python bandit.py --ablation pi-old             an ablation (bandit_study/ablations.py)
       python bandit.py --quick                       400 iterations, for tests and classrooms,
                                                      under runs/quick/ (its numbers mean little)
 """
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -95,8 +95,8 @@ class Settings:
                                    choices=ABLATIONS)
     figure: str | None = setting(None, "where to write the figure",
                                  default_text="plots/bandit.png, or plots/ablation_NAME.png (.gif "
-                                 "for the animation); '_exact' added with --exact; under "
-                                 f"{QUICK_DIR}/ with --quick")
+                                 "for the animation); '_exact' added with --exact; under runs/ "
+                                 f"when another setting changes, under {QUICK_DIR}/ with --quick")
     metrics_json: str | None = setting(None, "where to write the metrics", default_text="none for "
                                        "--methods, the figure's name with .json for an ablation")
     timing_rounds: int = setting(500, "steps each run takes in the step timing, the runs taking "
@@ -104,6 +104,18 @@ class Settings:
                                  quick=80)
     quick: bool = setting(False, "a short run for tests and classrooms, written under "
                           f"{QUICK_DIR}/: its numbers mean little")
+
+    def default_folder(self) -> str:
+        """plots/ for the committed experiments (every setting that changes the numbers at its
+        default), runs/ otherwise: no other command overwrites a committed figure."""
+        if self.quick:
+            return QUICK_DIR
+        free = {"figure", "metrics_json", "timing_rounds", "exact", "ablation", "quick"}
+        default = {f.name: f.default_factory() if f.default is MISSING else f.default
+                   for f in fields(self)}
+        changed = [name for name in default if name not in free
+                   and getattr(self, name) != default[name]]
+        return "runs" if changed else "plots"
 
     def __post_init__(self):
         check(self)
@@ -127,7 +139,7 @@ class Settings:
         name = "bandit" if self.ablation is None else "ablation_" + self.ablation.replace("-", "_")
         name += "_exact" if self.exact else ""
         suffix = ".gif" if self.ablation == "animation" else ".png"
-        self.figure = self.figure or f"{QUICK_DIR if self.quick else 'plots'}/{name}{suffix}"
+        self.figure = self.figure or f"{self.default_folder()}/{name}{suffix}"
         if self.metrics_json is None and self.ablation is not None:
             self.metrics_json = str(Path(self.figure).with_suffix(".json"))
         if self.ablation == "animation" and Path(self.figure).suffix.lower() != ".gif":
