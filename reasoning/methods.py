@@ -83,12 +83,12 @@ rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
                                                          chapter's runs aim elsewhere: below.)
         test_flowrl_converges_to_pi_star_and_learns_its_log_z
         test_flowrl_residual_also_vanishes_at_pi_star_restricted_to_a_subset
-    bandit lad,    pi_0, frozen    pi / pi_0             pi* (the three-mode mixture)
-      --pi-old fixed
+    bandit         pi_0, frozen    pi / pi_0             pi* (the three-mode mixture)
+      lad-fixed
         test_the_bandits_lad_with_pi_0_fixed_converges_to_pi_star
-    bandit lad,    the policy      1                     as lad: all the mass on the best arm;
-      --pi-old                                           pi_0 exp(k A/eta) / Z_k after k refreshes
-      refresh                                            only if each is optimised to its end
+    bandit lad     the policy      1                     as lad: all the mass on the best arm;
+                                                         pi_0 exp(k A/eta) / Z_k after k refreshes
+                                                         only if each is optimised to its end
                                                          (exercise 10)
         test_the_bandits_lad_refreshed_every_step_collapses_onto_the_best_arm
 

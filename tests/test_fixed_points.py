@@ -446,7 +446,7 @@ def test_the_bandits_lad_with_pi_0_fixed_converges_to_pi_star():
 
 
 def test_the_bandits_lad_refreshed_every_step_collapses_onto_the_best_arm():
-    """pi_old refreshed before every step (--pi-old refresh): ratio 1, REINFORCE with w(A). The
+    """pi_old refreshed before every step (the bandit's lad): ratio 1, REINFORCE with w(A). The
     natural step's path is pi_0 exp(s w(A)) / Z_s, a compounding tilt by w(A) (not the
     pi_0 exp(k A/eta) / Z_k of refresh periods each solved to the end), and it ends with all the
     mass on the best arm (10, the heaviest mode's centre), like GRPO, not on pi*. A step_loss whose

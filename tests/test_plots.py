@@ -71,13 +71,14 @@ def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
     """The pi_old and entropy-bonus figures drew LAD blue and GRPO red in the bars, and the same runs
     in other colours in the curves."""
     runs = {key: SimpleNamespace(method=method) for key, method in
-            [("LAD fixed", "lad"), ("LAD refresh", "lad"), ("GRPO fixed", "grpo"), ("GRPO refresh", "grpo")]}
+            [("lad-fixed", "lad-fixed"), ("lad", "lad"), ("grpo, pi_old fixed", "grpo"),
+             ("grpo", "grpo")]}
     colors, _ = run_styles(runs, "pi-old")
     assert len({colors[key] for key in runs}) == 4
     fig, (left, right) = plt.subplots(1, 2)
-    plot_distribution(left, None, {"LAD refresh": [0.5, 0.5]}, colors=colors)
-    plot_curves(right, {"LAD refresh": ([0, 1], [1.0, 0.5])}, colors=colors)
-    color = matplotlib.colors.to_rgba(colors["LAD refresh"])
+    plot_distribution(left, None, {"lad": [0.5, 0.5]}, colors=colors)
+    plot_curves(right, {"lad": ([0, 1], [1.0, 0.5])}, colors=colors)
+    color = matplotlib.colors.to_rgba(colors["lad"])
     assert left.patches[0].get_facecolor() == color
     assert matplotlib.colors.to_rgba(right.get_lines()[0].get_color()) == color
     plt.close(fig)
