@@ -20,6 +20,10 @@ with LAD. For each, derive the optimum on paper first (a Lagrange multiplier for
   you get? Which optimum does it lead to? (Compare the closed form for "the other direction" in
   lad_loss.py's docstring.)
 
+One weight, beta, for all three regularisers, on purpose: beta H(pi) is -beta KL(pi || uniform) plus
+a constant, so the entropy bonus is a KL anchor to the uniform policy, and beta keeps its one meaning
+(a KL coefficient; bandit.py calls the bonus's weight --entropy-coef).
+
 Use the raw advantages A for GRPO (no group normalisation, so that beta has a closed-form meaning;
 normalising only rescales beta, exercise 5) and the exact expectation over the arms, no sampling.
 
