@@ -22,7 +22,8 @@ computes exp(a) * f(x) with x = exp(u - a), and grad u = grad log pi.
      when the gradient is taken. Then GRPO is REINFORCE with advantage A. Show that LAD is REINFORCE
      with the "advantage" -f'(exp(-A/eta)), and that for Jensen-Shannon,
      f'(x) = 1/2 log(2x / (x + 1)), it is 1/2 (softplus(A/eta) - log 2). How does it compare with
-     A for a large positive A, and for a large negative one?
+     A for a large positive A, and for a large negative one? (Not every run is at ratio 1: the
+     bandit's lad-fixed keeps pi_old at pi_0, and its ratio grows to about 4.)
   4. Where does each push stop? Find the ratio at which LAD's weight is zero, for JS and for KL
      (f'(x) = log x + 1). Why do they differ?
   5. What happens to a response that has become over-confident (ratio -> infinity)? The limit of the

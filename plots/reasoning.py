@@ -124,9 +124,9 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
 
 
 # The settings that can tell one long run from another, in the order a label names them.
-STUDY_SETTINGS = {"advantages": "A {}", "lad_ratio": "{} ratio", "kl_estimator": "{}",
-                  "lr": "lr {:g}", "group_size": "G {}", "prompts_per_iteration": "{} prompts",
-                  "minibatches": "M {}"}
+STUDY_SETTINGS = {"advantages": "A {}", "divergence": "f = {}", "lad_ratio": "{} ratio",
+                  "kl_estimator": "{}", "lr": "lr {:g}", "group_size": "G {}",
+                  "prompts_per_iteration": "{} prompts", "minibatches": "M {}"}
 
 
 def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: float = 0.9) -> Path:
@@ -145,8 +145,10 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     curves, colors, linestyles = {key: {} for key in keys}, {}, {}
     for i, study in enumerate(studies):
         for method in study["curves"][0]:
+            named = [k for k in varied  # a reference takes no sample: its lr is what tells it
+                     if method not in ("distil", "exact") or k == "lr"]
             label = ", ".join([method] + [STUDY_SETTINGS[k].format(study["settings"][k])
-                                          for k in varied])
+                                          for k in named])
             if label in colors:  # the files differ only in settings no label names: keep both
                 label += f" (file {i + 1})"
             colors[label], linestyles[label] = color_for(method), styles[i % len(styles)]

@@ -31,7 +31,7 @@ from test_lad_trl import expected_lad_loss, fixed_batch, gradient, make_trainer,
 
 PROCESSES = 2
 COUNTS = ("num_items_in_batch", "num_completions_in_batch")  # fixed_batch's, for one process
-DEADLINE_S = 120  # a process stuck in a collective would otherwise hang the suite
+DEADLINE_S = 300  # a process stuck in a collective would otherwise hang the suite (alone: ~10 s)
 
 
 def free_port() -> int:

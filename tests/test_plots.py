@@ -259,7 +259,7 @@ def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path
 
 def _long_study(advantages, seeds, methods=("grpo-kl", "lad-kl")):
     """A metrics dict shaped like train_reasoning.py's, with two evaluations per run."""
-    settings = {"advantages": advantages, "lad_ratio": "sequence", "kl_estimator": "k2", "lr": 2e-4,
+    settings = {"advantages": advantages, "divergence": "js", "lad_ratio": "sequence", "kl_estimator": "k2", "lr": 2e-4,
                 "group_size": 8, "prompts_per_iteration": 32, "minibatches": 1}
     run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0, "exact_accuracy": 0.3},
                                 {"iteration": 50, "tv_to_target": tv, "tv_shape": tv / 2, "exact_accuracy": 0.6}]}
