@@ -369,7 +369,9 @@ LONG_RUNS = [
 # lad-fixed with each divergence, and lad-kl with f = kl at kl_coef 1: (file, the row's label)
 DIVERGENCE_RUNS = [(f"reasoning_divergence_{f}.json", f"`lad-fixed`, f = {f}")
                    for f in ("js", "kl", "rkl", "jf", "tv", "hd")] + [
-    ("reasoning_lad_kl_forward.json", "`lad-kl`, f = kl, kl_coef 1")]
+    ("reasoning_lad_kl_forward.json", "`lad-kl`, f = kl, kl_coef 1")] + [
+    (f"reasoning_divergence_{f}_lr{lr}.json", f"`lad-fixed`, f = {f}, lr {lr}")
+    for lr in ("5e-4", "1e-3") for f in ("js", "rkl")]
 
 
 def lowest_tv_at_accuracy(evals: list, accuracy: float = 0.9) -> str:
