@@ -12,8 +12,10 @@ the second, whose middle completion is masked out entirely), as TRL's sampling w
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
 import os
+import signal
 import socket
-import time
+import subprocess
+import sys
 
 import pytest
 
@@ -91,13 +93,18 @@ def test_two_real_processes_give_the_one_process_gradient_of_the_batch(tmp_path,
     count of tokens or completions taken on one process instead of gathered (a mean per process:
     the halves hold 15 and 9 tokens, 3 and 2 completions), and a fully masked completion
     counted."""
-    context = mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=PROCESSES, join=False)
-    start = time.monotonic()
-    while not context.join(timeout=1):  # raises, with the worker's traceback, if one fails
-        if time.monotonic() - start > DEADLINE_S:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the two processes did not finish in {DEADLINE_S} s")
+    # The two processes are started from a fresh interpreter, not from this one: after other tests
+    # have run in the same pytest process, its state (threads, forked pools) could stall gloo.
+    code = (f"import sys; sys.path[:0] = {sys.path!r}; import {__name__} as t; "
+            f"t.mp.spawn(t.worker, args=(t.free_port(), {str(tmp_path)!r}), nprocs=t.PROCESSES)")
+    launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = launcher.communicate(timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both processes it started
+        pytest.fail(f"the two processes did not finish in {DEADLINE_S} s")
+    assert launcher.returncode == 0, f"the two processes failed:\n{output[-4000:]}"
 
     for lad_ratio in lad_trl.LAD_RATIOS:
         trainer = make_trainer(tmp_path / lad_ratio, lad_ratio=lad_ratio)
