@@ -24,9 +24,12 @@ the policy; in the bandit (bandit.py) one scalar, since there is one prompt.
 Why the minimiser is pi*, with the true log Z
 ---------------------------------------------
 If delta(y) = 0 for every y, then pi(y) = pi_ref(y) exp(beta r(y)) / exp(log Z), and since pi sums
-to one, exp(log Z) = sum_y pi_ref(y) exp(beta r(y)): the residual can only vanish everywhere at pi*
-with the true partition function. The samples come from the current policy (pi_old = pi, weight w =
-1), so for a softmax policy with logits theta the expected gradient is
+to one, exp(log Z) = sum_y pi_ref(y) exp(beta r(y)): among policies that give every y some mass, the
+residual can only vanish everywhere at pi* with the true partition function. On-policy it is only
+ever evaluated where pi samples, so pi* restricted to any subset of the answers (renormalised, with
+that subset's log Z) zeroes it too: pi* is its unique zero only among full-support policies
+(tests/test_fixed_points.py). The samples come from the current policy (pi_old = pi, weight w = 1),
+so for a softmax policy with logits theta the expected gradient is
 
     d/d theta_k:  2 pi_k (delta_k - E_pi[delta])        d/d log Z:  2 E_pi[delta],
 
