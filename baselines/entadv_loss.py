@@ -22,7 +22,8 @@ Two details carry the method:
   * the clip |A| / kappa. The bonus is never larger than |A| / kappa < |A|, so the shaped advantage
     keeps A's sign: A > 0 gives A~ >= A (rewarded responses are pushed up harder at their uncertain
     tokens), A < 0 gives A <= A~ <= A (1 - 1/kappa) < 0 (wrong responses are pushed down less
-    there), and A = 0 gives 0. The entropy bonus can soften a penalty but never turn it into a reward.
+    there), and A = 0 gives 0. The entropy bonus can soften a penalty but never turn it into a
+    reward.
 
 What it optimises
 -----------------
