@@ -371,7 +371,9 @@ DIVERGENCE_RUNS = [(f"reasoning_divergence_{f}.json", f"`lad-fixed`, f = {f}")
                    for f in ("js", "kl", "rkl", "jf", "tv", "hd")] + [
     ("reasoning_lad_kl_forward.json", "`lad-kl`, f = kl, kl_coef 1")] + [
     (f"reasoning_divergence_{f}_lr{lr}.json", f"`lad-fixed`, f = {f}, lr {lr}")
-    for lr in ("5e-4", "1e-3") for f in ("js", "rkl")]
+    for lr in ("5e-4", "1e-3") for f in ("js", "kl", "rkl", "jf", "tv", "hd")] + [
+    (f"reasoning_lad_kl_forward_lr{lr}.json", f"`lad-kl`, f = kl, kl_coef 1, lr {lr}")
+    for lr in ("5e-4", "1e-3")]
 
 
 def lowest_tv_at_accuracy(evals: list, accuracy: float = 0.9) -> str:
