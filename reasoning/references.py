@@ -12,9 +12,10 @@ on a correct answer and A- on the rest, the SFT policy's large-group advantages)
     exact    minimise the reverse KL(pi || pi*) = -(E_pi[A] - eta KL(pi || pi_sft)) / eta + const,
              the trust-region objective itself, by its exact gradient over the same outcomes. That
              is the expected gradient of grpo-kl with k2 at kl_coef = eta and --advantages sft
-             (reasoning/methods.py's table) without its sampling noise: the gap between exact and
-             the floor is the geometry of following the reverse KL, the gap between grpo-kl and
-             exact is sampling.
+             (reasoning/methods.py's table) without its sampling noise: where exact ends short of
+             the floor, noise is not the reason, but the geometry of following the reverse KL.
+             It need not end closer than a sampled run (its batches and learning rate differ);
+             docs/gpt.md has what it measured.
 
 Both run through train_reasoning.py as methods (`--methods distil exact`): one iteration is one Adam
 step on --prompts-per-iteration training prompts, drawn from the same prompt stream as a rollout's,
