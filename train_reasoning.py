@@ -42,7 +42,7 @@ from reasoning.arithmetic import SumTask
 from reasoning.evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_probabilities,
                                   diversity_frontier, evaluate, print_summary, summarise_seed,
                                   targets_of, tv_to_target)
-from reasoning.methods import BASELINES, METHODS, method_loss, rl_models
+from reasoning.methods import BASELINES, MATCHING, METHODS, method_loss, rl_models
 from reasoning.parallel import run_jobs
 from reasoning.references import REFERENCES, reference_iteration
 from reasoning.rollout import (RandomStreams, minibatches, sample_rollout, sampled_success,
@@ -58,9 +58,10 @@ class Settings:
     seed: list[int] = setting([0], "one or more seeds; each trains its own SFT start and every "
                               "method from it", low=0, distinct=True)
     methods: list[str] = setting(list(METHODS), "what to train, any of: "
-                                 + " ".join(METHODS + BASELINES) + "; or the references that "
-                                 "take no sample: " + " ".join(REFERENCES),
-                                 choices=METHODS + BASELINES + REFERENCES, distinct=True)
+                                 + " ".join(METHODS + BASELINES + MATCHING) + "; or the "
+                                 "references that take no sample: " + " ".join(REFERENCES),
+                                 choices=METHODS + BASELINES + MATCHING + REFERENCES,
+                                 distinct=True)
     # the model (tiny_lm.GPTConfig)
     n_layer: int = setting(2, "transformer blocks", low=1)
     n_head: int = setting(4, "attention heads per block", low=1)

@@ -48,6 +48,8 @@ METHOD_COLORS = {
     "entadv": "#9467bd",
     "clip-cov": "#8c564b",
     "kl-cov": "#e377c2",
+    # LAD's frozen objective from the policy's samples (dpg): orange, the distribution matchers'
+    "dpg": "#e6550d",
     # the references that take no sample (reasoning/references.py): black and grey, no hue
     "distil": "#000000",
     "exact": "#636363",

@@ -11,6 +11,9 @@ differ only in the loss below, in which model samples the rollout (pi_old), and 
     grpo-kl    grpo + beta * KL estimate to pi_sft         the policy         KL to pi_sft
     lad-kl     lad  + the same penalty                     the policy         KL to pi_sft
     lad-fixed  lad_loss                                    pi_sft, frozen     pi_old = pi_sft
+    dpg        lad-fixed's objective with f = -log x,      the policy         prior of pi*:
+               estimated from the policy's samples                            pi_sft
+               with self-normalised weights (dpg_loss)
 
 ("the policy": pi_old is refreshed to the current policy at every rollout.)
 
@@ -74,6 +77,13 @@ rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
       f = -log x                   -exp(A/eta) grad      samples (reward-weighted regression):
                                    log pi                pi*, the minimiser of Z KL(pi* || pi)
         test_reverse_kl_lad_is_reward_weighted_regression_on_pi_olds_samples
+    dpg            the policy      pi_sft / q in the     pi*: as G grows the expected update is
+                                   weights, self-       -grad KL(pi* || pi); at finite G biased
+                                   normalised per group  off pi*, but pi* is a fixed point at
+                                                         every G (there every weight is Z)
+        tests/test_dpg_loss.py: test_dpgs_expected_update_is_the_forward_kl_gradient_as_g_grows,
+        test_pi_star_is_a_fixed_point_of_dpg_at_every_group_size,
+        test_dpg_iterated_from_pi_sft_converges_to_pi_star
     flowrl         the policy      1 (w = 1)             with r = A, flowrl_beta = 1/eta, one
                                                          token per answer: pi*, and the true
                                                          log Z. pi*
@@ -154,6 +164,7 @@ from pathlib import Path
 import torch
 
 from baselines.cov_loss import clip_cov_loss, kl_cov_loss
+from baselines.dpg_loss import dpg_loss, dpg_weights
 from baselines.entadv_loss import entadv_loss
 from baselines.flowrl_loss import flowrl_loss
 from grpo_loss import grpo_loss
@@ -164,8 +175,12 @@ from tiny_lm import GPT
 METHODS = ("grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed")
 # The paper's other baselines (--methods): their losses are in baselines/.
 BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
-# Which methods need the frozen SFT model's log-probabilities of every sampled token (an anchor).
-USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl")
+# LAD's frozen objective estimated from the current policy's samples: the distributional policy
+# gradient of the distribution-matching literature (baselines/dpg_loss.py).
+MATCHING = ("dpg",)
+# Which methods need the frozen SFT model's log-probabilities of every sampled token (an anchor,
+# or for dpg the prior of pi*).
+USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl", "dpg")
 GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token ratios, GRPO's advantage
 
 
@@ -177,7 +192,8 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
     logp: log pi_theta of every completion token, [batch, tokens], 0 on padding (the policy's
     current forward pass). batch: "logp_old" (pi_old = the sampler, [batch, tokens]), "advantages"
     [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). settings: eta,
-    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator, flowrl_beta. The baselines need more:
+    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator, flowrl_beta, group_size (dpg's
+    groups). The baselines need more:
     entadv the entropy of each position [batch, tokens], flowrl the learned log Z of each
     completion's prompt [batch], clip-cov a generator for its random choice of tokens.
 
@@ -190,12 +206,16 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
       past_target   LAD: share whose weight -f'(x) has the sign opposite to A's (the brake
                     reversed the push)
       abs_log_ratio mean |log pi - log pi_old|: 0 exactly on the first step after sampling
+      weight_ess    dpg: the effective sample size 1 / sum_i w_i^2 of each group's self-normalised
+                    weights, over G (1: every completion weighs the same; 1/G: one takes it all),
+                    averaged over the groups
     """
     logp_old, A, mask = batch["logp_old"], batch["advantages"], batch["mask"]
     # Padding holds 0 in tiny_lm's log-probs, but whatever it holds must not reach a token sum.
     logp = torch.where(mask, logp, torch.zeros_like(logp))
     n_tokens = mask.sum().clamp(min=1)
-    token_level = method in GRPO_LIKE or method == "flowrl" or settings.lad_ratio == "token"
+    token_level = method in GRPO_LIKE or method == "flowrl" or (
+        method not in MATCHING and settings.lad_ratio == "token")
     if token_level:
         u = (logp - logp_old).detach()
         moves = mask & (A != 0).unsqueeze(1)
@@ -221,6 +241,13 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
             clipped = ((A_ > 0) & (u > torch.log1p(torch.tensor(eps)))) | \
                       ((A_ < 0) & (u < torch.log1p(torch.tensor(-eps))))
             stats["clipped"] = share(clipped, moves)
+    elif method == "dpg":  # pi* = pi_sft exp(A/eta) / Z from the policy's own samples
+        logp_sampler, logp_prior = logp_old.sum(1), batch["logp_ref"].sum(1)
+        loss = dpg_loss(logp.sum(1), logp_sampler, logp_prior, A, settings.group_size,
+                        eta=settings.eta, reduction="sum")
+        weights = dpg_weights(logp_sampler, logp_prior, A, settings.group_size, settings.eta)
+        groups = weights.view(-1, settings.group_size) / settings.group_size
+        stats["weight_ess"] = float((1 / (groups**2).sum(1)).mean() / settings.group_size)
     elif method == "flowrl":  # trajectory balance to pi_sft exp(flowrl_beta r_hat), learned log Z
         loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=settings.flowrl_beta,
                            mask=mask, reduction="sum")

@@ -13,7 +13,7 @@ CHAPTERS = ["grpo_loss.py", "lad_loss.py", "kl_penalty.py", "bandit.py", "tiny_l
             "train_reasoning.py", "lad_trl.py"]
 SCRIPTS = {"bandit", "train_reasoning", "lad_trl"}  # run from the command line, imported by no module
 LOSSES = {"grpo_loss", "lad_loss", "kl_penalty", "baselines.flowrl_loss", "baselines.entadv_loss",
-          "baselines.cov_loss"}
+          "baselines.cov_loss", "baselines.dpg_loss"}
 # Readers of the code, not parts of it: they may import a script.
 READERS = ("tests", "exercises", "solutions")
 SOURCE_FOLDERS = ["baselines", "bandit_study", "reasoning", "cli", "plots", "trl_demo"]
