@@ -495,14 +495,14 @@ TABLES = [
         lambda: bandit_main_rows("bandit_metrics.json"),
     ),
     (
-        "docs/bandit.md",
+        "docs/bandit_studies.md",
         "Sampling noise",
         ["bandit_exact.json"],
         lambda: bandit_main_rows("bandit_exact.json", 4),
     ),
     ("docs/bandit.md", "Fixed or refreshed", ["ablation_pi_old.json"], bandit_pi_old_rows),
     ("docs/bandit.md", "Which f-divergence", ["ablation_divergences.json"], bandit_divergence_rows),
-    ("docs/bandit.md", "How sharp a target", ["ablation_eta.json"], bandit_eta_rows),
+    ("docs/bandit_studies.md", "How sharp a target", ["ablation_eta.json"], bandit_eta_rows),
     (
         "docs/bandit.md",
         "an entropy bonus",
