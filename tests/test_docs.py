@@ -773,6 +773,37 @@ def test_the_front_page_is_short_and_starts_with_the_commands():
     assert "python -m pytest" in head
 
 
+def documentation_examples() -> list[tuple[str, str]]:
+    """(page, code) for every ```python block in a page's Documentation section."""
+    found = []
+    for page in PAGES:
+        if "\n## Documentation\n" in text(page):
+            body = text(page).split("\n## Documentation\n", 1)[1].split("\n## ", 1)[0]
+            found += [(page, code) for code in re.findall(r"```python\n(.*?)```", body, flags=re.S)]
+    return found
+
+
+@pytest.mark.parametrize(
+    "page,code", documentation_examples(), ids=[p for p, _ in documentation_examples()]
+)
+def test_every_documentation_example_runs_and_prints_the_tensors_its_comments_give(page, code):
+    """A renamed argument or a changed default leaves a page's example broken, and a changed loss
+    (a flipped sign, another std) leaves its comments wrong: each example runs, and every tensor a
+    comment gives is among what it prints (compared without whitespace)."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, page, "exec"), {})
+    output = re.sub(r"\s", "", printed.getvalue())
+    comments = " ".join(line.split("#", 1)[1] for line in code.splitlines() if "#" in line)
+    promised = re.findall(r"tensor\(([-0-9.,\[\]\s]*?)(?:,\s*\.\.\.)?\)", comments)
+    assert promised, f"{page}: an example that promises no output"
+    for numbers in promised:
+        assert "tensor(" + re.sub(r"\s", "", numbers) in output, f"{page}: prints no {numbers}"
+
+
 def test_the_pages_say_method_not_variant():
     """One word for what a run trains: 'method' (CONVENTIONS), on every page."""
     for page in PAGES:
