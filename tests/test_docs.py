@@ -495,14 +495,14 @@ TABLES = [
         lambda: bandit_main_rows("bandit_metrics.json"),
     ),
     (
-        "docs/bandit.md",
+        "docs/bandit_studies.md",
         "Sampling noise",
         ["bandit_exact.json"],
         lambda: bandit_main_rows("bandit_exact.json", 4),
     ),
     ("docs/bandit.md", "Fixed or refreshed", ["ablation_pi_old.json"], bandit_pi_old_rows),
     ("docs/bandit.md", "Which f-divergence", ["ablation_divergences.json"], bandit_divergence_rows),
-    ("docs/bandit.md", "How sharp a target", ["ablation_eta.json"], bandit_eta_rows),
+    ("docs/bandit_studies.md", "How sharp a target", ["ablation_eta.json"], bandit_eta_rows),
     (
         "docs/bandit.md",
         "an entropy bonus",
@@ -771,6 +771,37 @@ def test_the_front_page_is_short_and_starts_with_the_commands():
     head = "\n".join(readme.splitlines()[:SETUP_LINES])
     assert "pip install -r requirements.txt pytest" in head
     assert "python -m pytest" in head
+
+
+def documentation_examples() -> list[tuple[str, str]]:
+    """(page, code) for every ```python block in a page's Documentation section."""
+    found = []
+    for page in PAGES:
+        if "\n## Documentation\n" in text(page):
+            body = text(page).split("\n## Documentation\n", 1)[1].split("\n## ", 1)[0]
+            found += [(page, code) for code in re.findall(r"```python\n(.*?)```", body, flags=re.S)]
+    return found
+
+
+@pytest.mark.parametrize(
+    "page,code", documentation_examples(), ids=[p for p, _ in documentation_examples()]
+)
+def test_every_documentation_example_runs_and_prints_the_tensors_its_comments_give(page, code):
+    """A renamed argument or a changed default leaves a page's example broken, and a changed loss
+    (a flipped sign, another std) leaves its comments wrong: each example runs, and every tensor a
+    comment gives is among what it prints (compared without whitespace)."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, page, "exec"), {})
+    output = re.sub(r"\s", "", printed.getvalue())
+    comments = " ".join(line.split("#", 1)[1] for line in code.splitlines() if "#" in line)
+    promised = re.findall(r"tensor\(([-0-9.,\[\]\s]*?)(?:,\s*\.\.\.)?\)", comments)
+    assert promised, f"{page}: an example that promises no output"
+    for numbers in promised:
+        assert "tensor(" + re.sub(r"\s", "", numbers) in output, f"{page}: prints no {numbers}"
 
 
 def test_the_pages_say_method_not_variant():
