@@ -610,6 +610,15 @@ def test_the_gpt_chapter_is_a_chapter_and_its_studies_have_their_own_page():
     assert "](gpt_studies.md" in chapter
 
 
+def test_the_gpt_chapter_documentation_example_runs():
+    """The example under Documentation is code a reader copies: a renamed argument of method_loss
+    or group_advantages, or a settings field it no longer reads, would hand them a traceback."""
+    blocks = re.findall(r"```python\n(.*?)```", section("docs/gpt.md", "Documentation"), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/gpt.md", "exec"), {})
+
+
 @pytest.mark.parametrize("page", ["docs/gpt.md", "docs/gpt_studies.md"])
 def test_every_table_of_numbers_on_the_gpt_pages_is_rebuilt_from_its_file(page):
     """A table row typed by hand, or moved to a page without being registered in TABLES, is a
