@@ -8,14 +8,18 @@ on a correct answer and A- on the rest, the SFT policy's large-group advantages)
 
     distil   minimise the forward KL(pi* || pi) = -sum_y pi*(y) log pi(y) + const: distil pi* into
              the same GPT, from the same SFT start, with the same optimiser. Where it ends is the
-             capacity floor: how close this model gets to pi* when the target is handed to it.
-    exact    minimise the reverse KL(pi || pi*) = -(E_pi[A] - eta KL(pi || pi_sft)) / eta + const,
-             the trust-region objective itself, by its exact gradient over the same outcomes. That
-             is the expected gradient of grpo-kl with k2 at kl_coef = eta and --advantages sft
-             (reasoning/methods.py's table) without its sampling noise: where exact ends short of
-             the floor, noise is not the reason, but the geometry of following the reverse KL.
-             It need not end closer than a sampled run (its batches and learning rate differ);
-             docs/gpt.md has what it measured.
+             distillation reference: how close one distillation (its steps, its learning rate) got
+             to pi* when the target is handed to it. A longer or better tuned one may go lower; it
+             is a reference, not a bound.
+    exact    minimise the reverse KL(pi || pi*) over the coarse outcomes {each correct answer,
+             anything else} by its exact gradient: -(E_pi[A] - eta KL(pi || pi_sft)) / eta + const,
+             the KL taken over those outcomes. It is not grpo-kl's expected update (k2 at
+             kl_coef = eta, --advantages sft): that anchor acts on whole completions, so its
+             objective also holds pi(else) KL(pi(.|else) || pi_sft(.|else)), how the wrong mass
+             spreads over the wrong strings, which exact leaves free. What exact shows is how
+             following a reverse KL to pi* moves this network with no sampling noise; its
+             batches and learning rate differ from any sampled run's too.
+             docs/gpt_studies.md has what it measured.
 
 Both run through train_reasoning.py as methods (`--methods distil exact`): one iteration is one Adam
 step on --prompts-per-iteration training prompts, drawn from the same prompt stream as a rollout's,

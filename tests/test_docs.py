@@ -406,6 +406,18 @@ def gpt_long_rows() -> list[str]:
 
 
 REFERENCE_RUNS = ["reasoning_references.json", "reasoning_references_lr2e-4.json"]
+# The GPT chapter's answer to "how close can this GPT get to pi*, and which method comes closest":
+# (file, method, the row's label). The advantage column is read from the file's settings, so a run
+# with the oracle advantage cannot be shown as one that learns from samples.
+HEADLINE_RUNS = [
+    ("reasoning_references.json", "distil", "distillation reference (`pi*` handed over)"),
+    ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, 3000 iterations"),
+    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl, 1500 iterations"),
+    ("reasoning_long_group.json", "lad-kl", "`lad-kl`, 1000 iterations"),
+    ("reasoning_long_group.json", "grpo-kl", "`grpo-kl`, 1000 iterations"),
+]
+ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
+                    "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
 
 
 def gpt_reference_rows() -> list[str]:
@@ -421,6 +433,23 @@ def gpt_reference_rows() -> list[str]:
                      + gpt_cells(metrics[method], len(seeds))
                      + [one_or_more(metrics[method], "train_tv_to_target", 2, len(seeds)), best])
             rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def gpt_headline_rows() -> list[str]:
+    """The GPT chapter's headline: each run's end and its lowest held-out TV at P(correct) >= 0.9
+    per seed, beside which advantage it learned from (none for the reference, which takes no
+    sample)."""
+    rows = []
+    for name, method, label in HEADLINE_RUNS:
+        metrics = load(name)
+        seeds = metrics["settings"]["seed"]
+        advantage = ("none" if method in ("distil", "exact")
+                     else ADVANTAGE_LABELS[metrics["settings"]["advantages"]])
+        best = ", ".join(lowest_tv_at_accuracy(c[method]["evals"]) for c in metrics["curves"])
+        cells = ([label, advantage, ", ".join(map(str, seeds))]
+                 + gpt_cells(metrics[method], len(seeds)) + [best])
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -512,34 +541,21 @@ TABLES = [
     ("docs/baselines.md", "On the bandit", ["ablation_baselines.json"], bandit_baseline_rows),
     ("docs/baselines.md", "On the small GPT", ["reasoning_baselines.json"], gpt_baseline_rows),
     ("docs/gpt.md", "Five seeds, 200 iterations", ["reasoning_metrics.json"], gpt_main_rows),
-    (
-        "docs/gpt.md",
-        "Five seeds, 200 iterations",
-        ["reasoning_metrics.json"],
-        gpt_training_prompt_rows,
-    ),
-    ("docs/gpt.md", "k2 or k3", ["reasoning_k3.json"], gpt_k3_rows),
-    (
-        "docs/gpt.md",
-        "Token or sequence ratio",
-        ["reasoning_token_ratio.json"],
-        gpt_token_ratio_rows,
-    ),
-    (
-        "docs/gpt.md",
-        "Mini-batches",
-        ["reasoning_minibatches.json", "reasoning_minibatches_lr1e-4.json"],
-        gpt_minibatch_rows,
-    ),
-    (
-        "docs/gpt.md",
-        "More samples per prompt",
-        ["reasoning_ablation_group32.json"],
-        gpt_group32_rows,
-    ),
-    ("docs/gpt.md", "Can any method reach", [name for name, _ in LONG_RUNS], gpt_long_rows),
-    ("docs/gpt.md", "How close this GPT can get", REFERENCE_RUNS, gpt_reference_rows),
-    ("docs/gpt.md", "The divergence as a lever", [name for name, _ in DIVERGENCE_RUNS],
+    ("docs/gpt.md", "How close this GPT gets", sorted({n for n, _, _ in HEADLINE_RUNS}),
+     gpt_headline_rows),
+    ("docs/gpt_studies.md", "Training prompts", ["reasoning_metrics.json"],
+     gpt_training_prompt_rows),
+    ("docs/gpt_studies.md", "k2 or k3", ["reasoning_k3.json"], gpt_k3_rows),
+    ("docs/gpt_studies.md", "Token or sequence ratio", ["reasoning_token_ratio.json"],
+     gpt_token_ratio_rows),
+    ("docs/gpt_studies.md", "Mini-batches",
+     ["reasoning_minibatches.json", "reasoning_minibatches_lr1e-4.json"], gpt_minibatch_rows),
+    ("docs/gpt_studies.md", "More samples per prompt", ["reasoning_ablation_group32.json"],
+     gpt_group32_rows),
+    ("docs/gpt_studies.md", "Can any method reach", [name for name, _ in LONG_RUNS],
+     gpt_long_rows),
+    ("docs/gpt_studies.md", "How close this GPT can get", REFERENCE_RUNS, gpt_reference_rows),
+    ("docs/gpt_studies.md", "The divergence as a lever", [name for name, _ in DIVERGENCE_RUNS],
      gpt_divergence_rows),
     (
         "docs/trl.md",
@@ -578,6 +594,45 @@ def test_every_table_is_its_committed_file_beside_the_command_that_wrote_it(
         assert (
             commands[f"plots/{name}"] in printed
         ), f"{page}, '{heading}' does not print the command of {name}"
+
+
+GPT_CHAPTER_WORDS = 3000  # a chapter is read in one sitting; its studies have their own page
+
+
+def test_the_gpt_chapter_is_a_chapter_and_its_studies_have_their_own_page():
+    """docs/gpt.md stays at most 3,000 words (wc -w) and keeps the template's sections; the studies
+    live on docs/gpt_studies.md, which the chapter links."""
+    chapter = text("docs/gpt.md")
+    assert len(chapter.split()) <= GPT_CHAPTER_WORDS
+    for heading in ["Background", "Quick facts", "Key equations", "Pseudocode", "Run it", "Results",
+                    "Caveats", "Documentation", "References"]:
+        assert re.search(rf"^## {heading}$", chapter, flags=re.M), heading
+    assert "](gpt_studies.md" in chapter
+
+
+def test_the_gpt_chapter_documentation_example_runs():
+    """The example under Documentation is code a reader copies: a renamed argument of method_loss
+    or group_advantages, or a settings field it no longer reads, would hand them a traceback."""
+    blocks = re.findall(r"```python\n(.*?)```", section("docs/gpt.md", "Documentation"), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/gpt.md", "exec"), {})
+
+
+@pytest.mark.parametrize("page", ["docs/gpt.md", "docs/gpt_studies.md"])
+def test_every_table_of_numbers_on_the_gpt_pages_is_rebuilt_from_its_file(page):
+    """A table row typed by hand, or moved to a page without being registered in TABLES, is a
+    number no test checks: every table row with a decimal number in the chapter's Results and on
+    its studies page must be one that TABLES rebuilds from a committed file for that page."""
+    body = section(page, "Results") if page == "docs/gpt.md" else text(page)
+    rebuilt = [row for p, _, _, rows in TABLES if p == page for row in rows()]
+    lines = table_rows(body)
+    headers = {i - 1 for i, line in enumerate(lines) if line.startswith("|---")}
+    numeric = [line for i, line in enumerate(lines)
+               if i not in headers and not line.startswith("|---") and re.search(r"\d\.\d", line)]
+    assert numeric
+    for line in numeric:
+        assert any(line.endswith(row) for row in rebuilt), f"{page}: {line} is checked by no test"
 
 
 # ---------------------------------------------------------------------------------------------
