@@ -135,7 +135,8 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     each with "settings" and "curves" (per seed, method -> history). One curve per (file, method),
     mean +- std over its seeds, labelled by the settings that differ between the files. The goal is
     drawn dotted; where a file holds the distillation reference (reasoning/references.py), its last
-    held-out TV and shape TV, mean over seeds, are drawn dashed in grey: the capacity floor."""
+    held-out TV and shape TV, mean over seeds, are drawn dashed in grey (where one distillation
+    ended, not a bound)."""
     varied = [k for k in STUDY_SETTINGS
               if len({json.dumps(s["settings"][k]) for s in studies}) > 1]
     # The colour says the method (as in every figure), the line style says the file: the settings it
@@ -170,7 +171,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
         if goal is not None:
             ax.axhline(goal, color="black", linestyle=":", linewidth=1)
         ax.set(xlabel="iteration", ylabel=ylabel, title=title)
-    for ax, floor in zip(axes, floors):  # the distillation reference's end: the capacity floor
+    for ax, floor in zip(axes, floors):  # where the distillation reference ended (not a bound)
         ax.axhline(floor, color=METHOD_COLORS["target"], linestyle="--", linewidth=1.2)
     axes[0].set_yscale("log")
     readable_log_ticks(axes[0])
@@ -180,8 +181,9 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     seeds = sorted({len(s["curves"]) for s in studies})
     fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} "
                  f"seed(s); dotted: the goal, TV <= {goal_tv:g} with P(correct) >= "
-                 f"{goal_accuracy:g}" + ("; dashed grey: the capacity floor, pi* distilled into "
-                                         "the same GPT" if floors else ""), fontsize=10)
+                 f"{goal_accuracy:g}" + ("; dashed grey: the distillation reference, pi* "
+                                         "distilled into the same GPT" if floors else ""),
+                 fontsize=10)
     return save_figure(fig, path, rect=(0, 0.04 * ((len(labels) + 3) // 4), 1, 0.97))
 
 

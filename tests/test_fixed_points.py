@@ -272,9 +272,10 @@ def test_lad_kl_with_js_converges_to_pi_sft_tilted_by_its_shaped_advantage_not_t
     """lad-kl (JS, k2, beta = --kl-coef's default eta): at ratio 1 LAD's term is REINFORCE with
     w(A) = (softplus(A/eta) - log 2) / 2, so the anchor balances w(A), not A/eta: the fixed point
     is pi_sft exp(w(A)/beta) / Z. It is not pi*: w is not affine in A (it tends to -log(2)/2 for
-    A << 0 and grows like A/(2 eta) for A >> 0), so no beta makes it pi*, and a constant shift of A
-    moves it. With the SFT advantages of a 0/1 reward the two nearly agree (3.5e-4 in TV: every
-    correct answer shares A+, so the shape among them is pi_sft's in both); shifted by
+    A << 0 and grows like A/(2 eta) for A >> 0), so no beta shared by all prompts makes it pi*,
+    and a constant shift of A moves it. With the SFT advantages of a 0/1 reward the two nearly
+    agree (3.5e-4 in TV: every correct answer shares A+, so the shape among them is pi_sft's in
+    both); shifted by
     -eta log Z (--advantages sft-normalised, the same pi*) lad-kl's point has P(correct) 0.89,
     0.11 from pi*; with graded advantages 0.12. A docstring that says lad-kl aims at pi* is what
     this contradicts; a change to LAD's weight at ratio 1 moves the point."""
