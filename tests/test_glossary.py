@@ -37,9 +37,10 @@ from reasoning.evaluation import COMPARISONS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 GLOSSARY = REPOSITORY / "docs" / "metrics.md"
-# Which script writes each committed metrics file, by the start of its name.
-WRITERS = {"bandit": "bandit.py", "ablation_": "bandit.py", "reasoning_": "train_reasoning.py",
-           "lad_trl": "lad_trl.py"}
+# Which script writes each committed metrics file, by the start of its name, and where its Settings
+# dataclass is declared (the demo's may live beside the trainer or in trl_demo/).
+WRITERS = {"bandit": ["bandit.py"], "ablation_": ["bandit.py"],
+           "reasoning_": ["train_reasoning.py"], "lad_trl": ["lad_trl.py", "trl_demo"]}
 
 
 def documented() -> set:
@@ -57,11 +58,18 @@ def run_names() -> set:
             | {f"{a} - {b}" for a, b in COMPARISONS})
 
 
-def flags(script: str) -> set:
-    """The fields of `script`'s Settings dataclass, from its source (lad_trl.py imports TRL)."""
-    tree = ast.parse((REPOSITORY / script).read_text())
-    settings = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
-    return {n.target.id for n in settings.body if isinstance(n, ast.AnnAssign)}
+def flags(sources: list) -> set:
+    """The fields of the Settings dataclass declared in `sources` (files, or folders of them), read
+    from the source: lad_trl.py cannot be imported without TRL."""
+    files = []
+    for source in sources:
+        path = REPOSITORY / source
+        files += sorted(path.glob("*.py")) if path.is_dir() else [path]
+    for path in files:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and node.name == "Settings":
+                return {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+    raise AssertionError(f"no Settings dataclass in {sources}")
 
 
 def metric_keys(tree, script_flags: set, names: set) -> set:
@@ -81,10 +89,11 @@ def metric_keys(tree, script_flags: set, names: set) -> set:
     return keys
 
 
-def writer(path: Path) -> str:
-    script = next((s for prefix, s in WRITERS.items() if path.name.startswith(prefix)), None)
-    assert script, f"{path.name}: which script writes it? (add it to WRITERS)"
-    return script
+def settings_sources(path: Path) -> list:
+    """Where the Settings of the script that wrote `path` are declared."""
+    sources = next((s for prefix, s in WRITERS.items() if path.name.startswith(prefix)), None)
+    assert sources, f"{path.name}: which script writes it? (add it to WRITERS)"
+    return sources
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +101,7 @@ def committed_keys() -> set:
     """The keys of every committed metrics file (12 MB of JSON: read once)."""
     names, keys = run_names(), set()
     for path in sorted((REPOSITORY / "plots").glob("*.json")):
-        keys |= metric_keys(json.loads(path.read_text()), flags(writer(path)), names)
+        keys |= metric_keys(json.loads(path.read_text()), flags(settings_sources(path)), names)
     return keys
 
 
@@ -121,7 +130,7 @@ def reasoning_keys(tmp_path_factory) -> set:
         patch.setattr(train_reasoning, "draw_training", lambda *args: out / "training.png")
         train_reasoning.main(argv, task=task)
     written = json.loads((out / "m.json").read_text())
-    return metric_keys(written, flags("train_reasoning.py"), run_names())
+    return metric_keys(written, flags(["train_reasoning.py"]), run_names())
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +146,7 @@ def bandit_keys(tmp_path_factory) -> set:
         bandit.main(common + ["--ablation", "eta", "--figure", str(out / "eta.png")])
     keys = {field.name for field in dataclasses.fields(bandit.Run)}
     for name in ("m.json", "eta.json"):
-        keys |= metric_keys(json.loads((out / name).read_text()), flags("bandit.py"), run_names())
+        keys |= metric_keys(json.loads((out / name).read_text()), flags(["bandit.py"]), run_names())
     return keys
 
 
@@ -163,7 +172,8 @@ def trl_keys(tmp_path_factory) -> set:
                       "--methods", "lad", "grpo", "--run-dir", str(out / "runs"),
                       "--metrics-json", str(out / "m.json")])
     written = json.loads((out / "m.json").read_text())
-    return metric_keys(written, flags("lad_trl.py"), run_names()) | {k for e in logs for k in e}
+    logged = {key for entry in logs for key in entry}
+    return metric_keys(written, flags(WRITERS["lad_trl"]), run_names()) | logged
 
 
 def test_every_key_of_a_committed_metrics_file_is_in_the_glossary(committed_keys):
