@@ -53,7 +53,8 @@ def run_names() -> set:
     settings = parse_settings(bandit.Settings, [])
     std = std_at_target(settings.eta, settings.center_advantages)
     ablation_keys = {key for name in ABLATIONS for key, _, _ in ablation_runs(name, settings, std)}
-    methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.REFERENCES)
+    methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.MATCHING
+               + train_reasoning.REFERENCES)
     return (set(bandit.BANDIT_METHODS) | ablation_keys | set(methods)
             | {f"{a} - {b}" for a, b in COMPARISONS})
 
@@ -119,7 +120,8 @@ def reasoning_keys(tmp_path_factory) -> set:
     out = tmp_path_factory.mktemp("reasoning")
     task = SumTask()
     task.train_n, task.heldout_n = [10, 11, 12, 13], [14, 15]
-    methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.REFERENCES)
+    methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.MATCHING
+               + train_reasoning.REFERENCES)
     argv = ["--quick", "--methods", *methods, "--iterations", "1", "--eval-every", "1",
             "--sft-steps", "2", "--sft-batch-size", "8", "--n-layer", "1", "--n-head", "2",
             "--n-embd", "16", "--prompts-per-iteration", "2", "--group-size", "2",
