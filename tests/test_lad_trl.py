@@ -301,6 +301,30 @@ def test_above_target_is_the_share_of_the_ratios_the_loss_weighs(tmp_path, lad_r
     assert logged == pytest.approx(per_token if lad_ratio == "token" else per_completion)
 
 
+def test_logged_entropy_averages_over_the_tokens_that_count_only(tmp_path):
+    """The logged `entropy` is the mean, over the positions the loss weighs (completion_mask times
+    tool_mask), of the entropy of pi_theta(. | prefix) at the sampling temperature. Catches a mean
+    that takes in the padding, the tool outputs or the completion masked out entirely: TRL
+    reports 0 entropy at padding, so such a mean would read lower."""
+    trainer = make_trainer(tmp_path)
+    model = trainer.model.eval()
+    tool_mask = torch.ones_like(fixed_batch()["completion_mask"])
+    tool_mask[0, 1:4] = 0
+    inputs = with_counts(dict(fixed_batch(), tool_mask=tool_mask))
+    trainer.compute_loss(model, inputs)
+    logged = trainer._metrics["eval"]["entropy"][-1]
+
+    with torch.no_grad():
+        input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+        start, length = inputs["prompt_ids"].size(1) - 1, inputs["completion_ids"].size(1)
+        logits = model(input_ids=input_ids).logits[:, start : start + length] / TEMPERATURE
+        entropy = -(F.softmax(logits, -1) * F.log_softmax(logits, -1)).sum(-1)  # [batch, tokens]
+    counted = (inputs["completion_mask"] * tool_mask).bool()
+    assert logged == pytest.approx(entropy[counted].mean().item(), rel=1e-5)
+    for wider in [inputs["completion_mask"].bool(), torch.ones_like(counted)]:
+        assert logged != pytest.approx(entropy[wider].mean().item(), rel=1e-3)
+
+
 @pytest.mark.parametrize("lad_ratio,share", [("token", 3 / 6), ("sequence", 2 / 3)])
 def test_above_target_does_not_count_a_completion_masked_out_entirely(tmp_path, lad_ratio, share):
     """Catches lad/above_target counting completions masked out entirely (as TRL masks truncated
