@@ -7,7 +7,10 @@ test_lad_trl_two_processes.py.
 
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
+import ast
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -523,3 +526,28 @@ def test_advantages_on_another_scale_warn_that_eta_changes_meaning(tmp_path, set
     cpu_config(tmp_path, **settings)
     eta_warnings = [w for w in recwarn if "effective eta" in str(w.message)]
     assert len(eta_warnings) == (1 if warns else 0)
+
+
+def four_line_use(text: str) -> str:
+    """The code from `from lad_trl import` to `trainer.train()`, continuation lines joined."""
+    start = text.index("from lad_trl import LADConfig, LADTrainer")
+    end = text.index("trainer.train()", start) + len("trainer.train()")
+    return "\n".join(re.sub(r"\s+", " ", line).strip()
+                     for line in re.sub(r",\s*\n\s*", ", ", text[start:end]).splitlines())
+
+
+def test_the_four_line_use_is_one_text_on_every_page_and_names_real_settings():
+    """lad_trl.py's docstring, README.md and docs/trl.md show the same four lines (a setting
+    renamed on one page and not the others turns this red), the code parses, and every keyword
+    it gives LADConfig is one of its fields."""
+    root = Path(__file__).resolve().parent.parent
+    texts = {name: (root / name).read_text() for name in ["README.md", "docs/trl.md"]}
+    texts["lad_trl.py"] = lad_trl.__doc__
+    uses = {name: four_line_use(text) for name, text in texts.items()}
+    assert len(set(uses.values())) == 1, uses
+    code = uses["lad_trl.py"]
+    assert len(code.splitlines()) == 4
+    calls = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", None) == "LADConfig"]
+    fields = {f.name for f in dataclasses.fields(lad_trl.LADConfig)}
+    assert calls and all(k.arg in fields for call in calls for k in call.keywords)
