@@ -1,6 +1,6 @@
-"""Tests of the demo, trl_demo/ (`python -m trl_demo`: its Settings, build_trainer and main): the command
-line refuses bad input before any work; the tokenizer is the task's encoding and the reward its
-verifier; a few real steps of the tiny model train; the command writes its metrics, and each
+"""Tests of the demo, trl_demo/ (`python -m trl_demo`: its Settings, build_trainer and main): the
+command line refuses bad input before any work; the tokenizer is the task's encoding and the reward
+its verifier; a few real steps of the tiny model train; the command writes its metrics, and each
 committed metrics file records the settings of the command that wrote it; --model runs a model
 saved to a folder; the demo's other modules do not import its command line. All offline, on CPU.
 
