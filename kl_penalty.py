@@ -15,6 +15,7 @@ pi_ref(y) - log pi(y):
     k1         -log r            KL(pi || pi_ref)     nothing: E_pi[grad log pi] = 0
     k2         (log r)^2 / 2     ~ KL(pi || pi_ref)   KL(pi || pi_ref), optimum pi_ref exp(A/beta)/Z
     k3         r - 1 - log r     KL(pi || pi_ref)     KL(pi_ref || pi), optimum beta pi_ref/(mu - A)
+    rho k3     (pi/pi_old) k3    KL(pi || pi_ref)     KL(pi || pi_ref), on samples of pi_old
 
 Why. As a loss on fixed samples, k2's gradient is (log pi - log pi_ref) grad log pi, and
 E_pi[(log pi - log pi_ref) grad log pi] = grad sum_y pi (log pi - log pi_ref), the gradient of
@@ -24,20 +25,27 @@ log pi, the gradient of KL(pi_ref || pi): the mass-covering direction, whose opt
 beta pi_ref / (mu - A) (mu a Lagrange multiplier), not an exponential tilt. k3 is the estimator
 GRPO's paper and most trainers use: an unbiased, low-variance estimate of the *value*
 KL(pi || pi_ref), which is what one wants for a reward term or a logged number, but as a loss it
-pulls the other way. Names such as "forward" and "reverse" differ between fields, so we write the
-arguments. tests/test_kl_penalty.py checks the last column exactly, on an enumerable softmax and
-on enumerable two-token sequences.
+pulls the other way. Weighted by the ratio rho = pi/pi_old to the policy that sampled y, with
+rho's gradient kept (on fresh samples rho is 1 in value, not in gradient), it pulls the right way:
+E_{pi_old}[grad(rho k3)] = grad sum_y pi k3 = grad KL(pi || pi_ref). Which form runs is a
+trainer's setting: verl's kl_loss_type "low_var_kl" adds k3 as it is (clipped), its "k3+" keeps
+k3's value and takes k2's gradient; TRL 1.16 multiplies k3 by the ratio by default
+(use_bias_correction_kl=True; False gives plain k3). Names such as "forward" and "reverse" differ
+between fields, so we write the arguments. tests/test_kl_penalty.py checks the last column exactly,
+on an enumerable softmax and on enumerable two-token sequences; tests/test_lad_trl_against_trl.py
+checks TRL's own loss in both settings.
 
 Sequences. For a completion the ratio is a product over tokens. Applied to the summed log-ratio
 log pi(y) - log pi_ref(y), the statements above hold for whole completions: sequence-level k2
 follows KL(pi || pi_ref) over completions. Applied per token and summed (what TRL and verl do with
 k3), each token's term sees only its own factor, and the gradient follows the sum over the sampled
-prefixes of the per-step divergence, sum_t E_{prefix}[KL(pi_ref(.|prefix) || pi(.|prefix))] for k3,
-with the prefix distribution held fixed: it misses the credit that later tokens give the earlier
-ones.
+prefixes of a per-step divergence, with the prefix distribution held fixed: sum_t E_{prefix}[
+KL(pi_ref(.|prefix) || pi(.|prefix))] for k3 as verl runs it, sum_t E_{prefix}[KL(pi(.|prefix) ||
+pi_ref(.|prefix))] for TRL's default rho k3 (rho the token's ratio). Either misses the credit
+that later tokens give the earlier ones.
 
 So train_reasoning.py anchors with k2 on the summed log-ratio (`--kl-estimator k2`) and keeps
-per-token k3 (`--kl-estimator k3`, what common trainers run) as a named choice. Beside E[A] (GRPO's
+per-token k3 (`--kl-estimator k3`, verl's form) as a named choice. Beside E[A] (GRPO's
 term), k2 at beta = eta is aimed at pi*. Beside LAD's term at ratio 1, which is REINFORCE with the
 weight w(A) = -f'(exp(-A/eta)), the balance is E[w(A)] - beta KL and the optimum pi_sft
 exp(w(A)/beta) / Z, which is pi* only for f = kl at beta = 1 (reasoning/methods.py's table,

@@ -127,8 +127,9 @@ What each one optimises (the targets a reader meets in this chapter)
   SFT policy's. That is grpo-kl. lad-kl's policy term at ratio 1 is E[w(A)] instead, so its
   optimum is pi_sft exp(w(A)/beta) / Z: for JS not pi* at any beta (w is not affine in A, and a
   constant shift of A moves the point); with `--divergence kl` (w = A/eta - 1) pi* at
-  `--kl-coef 1`. With `--kl-estimator k3` it is per-token k3, as TRL and verl run it, whose gradient
-  follows KL(pi_sft || pi) at each sampled prefix: mass-covering, another optimum (kl_penalty.py).
+  `--kl-coef 1`. With `--kl-estimator k3` it is per-token k3, as verl runs it, whose gradient
+  follows KL(pi_sft || pi) at each sampled prefix: mass-covering, another optimum (kl_penalty.py;
+  TRL 1.16's default multiplies k3 by the ratio pi/pi_old, which turns it to KL(pi || pi_sft)).
   The A of grpo-kl and lad-kl comes from the current policy's groups (`--advantages group`): as
   accuracy rises A+ shrinks and A- grows, so the point they head for moves. `--advantages sft`
   gives every completion the large-group A of the SFT policy's exact success rate on its prompt,
@@ -267,7 +268,7 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
         logp_ref = batch["logp_ref"]
         if settings.kl_estimator == "k2":  # one KL term per completion: the summed log-ratio
             penalty = kl_penalty(logp.sum(1), logp_ref.sum(1), "k2").sum()
-        else:  # per token, as TRL and verl apply k3
+        else:  # per token, as verl applies k3 (TRL's default also multiplies it by the ratio)
             penalty = (kl_penalty(logp, logp_ref, "k3") * mask).sum()
         loss = loss + settings.kl_coef * penalty
     return loss / n_tokens, stats

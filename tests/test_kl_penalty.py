@@ -19,7 +19,8 @@ def kl(p_log, q_log):
 
 
 def expected_gradient(estimator, logits, logp_of, logp_ref):
-    """grad_theta of E_{y ~ pi}[penalty(y)] with pi(y) detached: the gradient a sampled loss follows."""
+    """grad_theta of E_{y ~ pi}[penalty(y)] with pi(y) detached: the gradient a sampled loss
+    follows."""
     logp = logp_of(logits)
     loss = (logp.detach().exp() * estimator(logp, logp_ref)).sum()
     return torch.autograd.grad(loss, logits)[0]
@@ -33,8 +34,10 @@ SOFTMAX_LOGITS = torch.tensor([0.3, -1.2, 2.0, 0.0, -0.4], dtype=D)
 REFERENCE = torch.log_softmax(torch.tensor([-0.5, 0.8, 0.1, 1.5, -2.0], dtype=D), -1)
 
 
-@pytest.mark.parametrize("estimator, direction", [(k2_penalty, "policy first"), (k3_penalty, "reference first")])
-def test_each_estimator_follows_the_gradient_of_the_kl_it_is_named_for_on_a_softmax(estimator, direction):
+@pytest.mark.parametrize("estimator, direction",
+                         [(k2_penalty, "policy first"), (k3_penalty, "reference first")])
+def test_each_estimator_follows_the_gradient_of_the_kl_it_is_named_for_on_a_softmax(estimator,
+                                                                                    direction):
     logits = SOFTMAX_LOGITS.clone().requires_grad_(True)
     got = expected_gradient(estimator, logits, lambda z: torch.log_softmax(z, -1), REFERENCE)
     if direction == "policy first":
@@ -47,13 +50,36 @@ def test_each_estimator_follows_the_gradient_of_the_kl_it_is_named_for_on_a_soft
     assert not torch.allclose(got, other, atol=1e-2)  # the two directions really differ here
 
 
+def rho_k3(logp, logp_ref, logp_old):
+    """k3 times the ratio pi / pi_old to the sampling policy, its gradient kept: TRL 1.16's default
+    (use_bias_correction_kl=True)."""
+    return torch.exp(logp - logp_old) * k3_penalty(logp, logp_ref)
+
+
+@pytest.mark.parametrize("old", ["on-policy", "off-policy"])
+def test_k3_times_the_ratio_follows_kl_pi_to_ref_on_a_softmax(old):
+    """The expected gradient over y ~ pi_old of rho k3 is that of KL(pi || pi_ref), the direction
+    of k2, not of k3's own KL(pi_ref || pi). Catches the ratio dropped or detached (k3's
+    direction), and the ratio taken against pi_ref."""
+    logits = SOFTMAX_LOGITS.clone().requires_grad_(True)
+    logp = torch.log_softmax(logits, -1)
+    logp_old = logp.detach() if old == "on-policy" else torch.log_softmax(-SOFTMAX_LOGITS / 2, -1)
+    loss = (logp_old.exp() * rho_k3(logp, REFERENCE, logp_old)).sum()
+    got = torch.autograd.grad(loss, logits)[0]
+    want = divergence_gradient(lambda z: kl(torch.log_softmax(z, -1), REFERENCE), logits)
+    other = divergence_gradient(lambda z: kl(REFERENCE, torch.log_softmax(z, -1)), logits)
+    assert torch.allclose(got, want, atol=1e-12)
+    assert not torch.allclose(got, other, atol=1e-2)
+
+
 def test_the_table_names_the_directions_the_tests_check():
     assert GRADIENT_FOLLOWS == {"k2": "KL(pi || pi_ref)", "k3": "KL(pi_ref || pi)"}
 
 
 # Two-token sequences over a vocabulary of 3: pi(y1, y2) = pi1(y1) pi2(y2 | y1), tabular logits.
 V = 3
-SEQ_LOGITS = torch.tensor([0.5, -0.3, 1.1, 0.2, -1.0, 0.7, 1.5, 0.0, -0.6, -0.2, 0.9, 0.4], dtype=D)  # 3 + 3*3
+SEQ_LOGITS = torch.tensor([0.5, -0.3, 1.1, 0.2, -1.0, 0.7, 1.5, 0.0, -0.6, -0.2, 0.9, 0.4],
+                          dtype=D)  # 3 + 3*3
 REF_LOGITS = torch.tensor([-0.4, 0.6, 0.0, 1.2, 0.3, -0.8, -0.5, 0.5, 1.0, 0.7, -1.3, 0.1], dtype=D)
 
 
@@ -94,9 +120,9 @@ def test_k2_on_the_summed_log_ratio_follows_kl_pi_to_ref_over_whole_completions(
 
 
 def test_per_token_k3_follows_the_per_step_kl_ref_to_pi_at_the_sampled_prefixes():
-    """The form TRL and verl run: k3 per token, summed. Its expected gradient is that of
-    KL(ref1 || pi1) + sum_y1 pi1(y1) KL(ref2(.|y1) || pi2(.|y1)) with pi1(y1) held fixed, which is
-    neither sequence-level KL."""
+    """verl's form (and TRL's with use_bias_correction_kl=False): k3 per token, summed. Its
+    expected gradient is that of KL(ref1 || pi1) + sum_y1 pi1(y1) KL(ref2(.|y1) || pi2(.|y1)) with
+    pi1(y1) held fixed, which is neither sequence-level KL."""
     logits = SEQ_LOGITS.clone().requires_grad_(True)
     got = expected_sequence_gradient(k3_penalty, logits, per_token=True)
 
@@ -115,6 +141,27 @@ def test_per_token_k3_follows_the_per_step_kl_ref_to_pi_at_the_sampled_prefixes(
     assert torch.allclose(summed, sequence_kl_gradient(logits, policy_first=False), atol=1e-12)
 
 
+def test_per_token_k3_times_the_ratio_follows_the_per_step_kl_pi_to_ref_at_the_sampled_prefixes():
+    """TRL 1.16's default form, on-policy: rho k3 per token, summed. Its expected gradient is that
+    of KL(pi1 || ref1) + sum_y1 pi1(y1) KL(pi2(.|y1) || ref2(.|y1)) with pi1(y1) held fixed: the
+    per-step direction of k2, not of verl's per-token k3."""
+    logits = SEQ_LOGITS.clone().requires_grad_(True)
+    tokens = token_logps(logits)
+    values = rho_k3(tokens, REF_TOKENS, tokens.detach()).sum(-1)
+    got = torch.autograd.grad((tokens.sum(-1).detach().exp() * values).sum(), logits)[0]
+
+    def per_step(z):
+        tokens = token_logps(z)
+        pi1 = tokens[:, 0, 0].detach().exp()
+        first = kl(tokens[:, 0, 0], REF_TOKENS[:, 0, 0])
+        second = (pi1 * kl(tokens[:, :, 1], REF_TOKENS[:, :, 1])).sum()
+        return first + second
+
+    assert torch.allclose(got, divergence_gradient(per_step, logits), atol=1e-12)
+    verl = expected_sequence_gradient(k3_penalty, logits, per_token=True)
+    assert not torch.allclose(got, verl, atol=1e-2)
+
+
 def test_the_reference_is_a_fixed_anchor_and_both_penalties_vanish_where_the_policies_agree():
     logp = torch.tensor([-0.5, -2.0, -7.0], requires_grad=True)
     logp_ref = torch.tensor([-1.5, -2.0, -3.0], requires_grad=True)
@@ -129,15 +176,16 @@ def test_the_reference_is_a_fixed_anchor_and_both_penalties_vanish_where_the_pol
 
 
 def test_k3_gradient_is_one_minus_the_reference_ratio_and_never_reaches_the_reference():
-    """Catches a dropped .detach() on logp_ref (the reference would get a gradient) and a k3 term with
-    the ratio the wrong way round (the gradient would be exp(logp - logp_ref) - 1)."""
+    """Catches a dropped .detach() on logp_ref (the reference would get a gradient) and a k3 term
+    with the ratio the wrong way round (the gradient would be exp(logp - logp_ref) - 1)."""
     logp = torch.tensor([-0.5, -2.0, -7.0, -0.1], requires_grad=True)
     logp_ref = torch.tensor([-1.5, -2.0, -3.0, -4.0], requires_grad=True)
     k3_penalty(logp, logp_ref).sum().backward()
     expected = 1 - torch.exp(logp_ref.detach() - logp.detach())
     assert torch.allclose(logp.grad, expected, rtol=1e-5)
     assert logp_ref.grad is None
-    assert float(k3_penalty(logp.detach(), logp.detach()).abs().max()) == 0.0  # zero where the policies agree
+    # zero where the policies agree
+    assert float(k3_penalty(logp.detach(), logp.detach()).abs().max()) == 0.0
 
 
 @pytest.mark.parametrize("kwargs, name", [(dict(estimator="k1"), "estimator"),

@@ -7,7 +7,10 @@ test_lad_trl_two_processes.py.
 
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
+import ast
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -301,6 +304,30 @@ def test_above_target_is_the_share_of_the_ratios_the_loss_weighs(tmp_path, lad_r
     assert logged == pytest.approx(per_token if lad_ratio == "token" else per_completion)
 
 
+def test_logged_entropy_averages_over_the_tokens_that_count_only(tmp_path):
+    """The logged `entropy` is the mean, over the positions the loss weighs (completion_mask times
+    tool_mask), of the entropy of pi_theta(. | prefix) at the sampling temperature. Catches a mean
+    that takes in the padding, the tool outputs or the completion masked out entirely: TRL
+    reports 0 entropy at padding, so such a mean would read lower."""
+    trainer = make_trainer(tmp_path)
+    model = trainer.model.eval()
+    tool_mask = torch.ones_like(fixed_batch()["completion_mask"])
+    tool_mask[0, 1:4] = 0
+    inputs = with_counts(dict(fixed_batch(), tool_mask=tool_mask))
+    trainer.compute_loss(model, inputs)
+    logged = trainer._metrics["eval"]["entropy"][-1]
+
+    with torch.no_grad():
+        input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+        start, length = inputs["prompt_ids"].size(1) - 1, inputs["completion_ids"].size(1)
+        logits = model(input_ids=input_ids).logits[:, start : start + length] / TEMPERATURE
+        entropy = -(F.softmax(logits, -1) * F.log_softmax(logits, -1)).sum(-1)  # [batch, tokens]
+    counted = (inputs["completion_mask"] * tool_mask).bool()
+    assert logged == pytest.approx(entropy[counted].mean().item(), rel=1e-5)
+    for wider in [inputs["completion_mask"].bool(), torch.ones_like(counted)]:
+        assert logged != pytest.approx(entropy[wider].mean().item(), rel=1e-3)
+
+
 @pytest.mark.parametrize("lad_ratio,share", [("token", 3 / 6), ("sequence", 2 / 3)])
 def test_above_target_does_not_count_a_completion_masked_out_entirely(tmp_path, lad_ratio, share):
     """Catches lad/above_target counting completions masked out entirely (as TRL masks truncated
@@ -499,3 +526,28 @@ def test_advantages_on_another_scale_warn_that_eta_changes_meaning(tmp_path, set
     cpu_config(tmp_path, **settings)
     eta_warnings = [w for w in recwarn if "effective eta" in str(w.message)]
     assert len(eta_warnings) == (1 if warns else 0)
+
+
+def four_line_use(text: str) -> str:
+    """The code from `from lad_trl import` to `trainer.train()`, continuation lines joined."""
+    start = text.index("from lad_trl import LADConfig, LADTrainer")
+    end = text.index("trainer.train()", start) + len("trainer.train()")
+    return "\n".join(re.sub(r"\s+", " ", line).strip()
+                     for line in re.sub(r",\s*\n\s*", ", ", text[start:end]).splitlines())
+
+
+def test_the_four_line_use_is_one_text_on_every_page_and_names_real_settings():
+    """lad_trl.py's docstring, README.md and docs/trl.md show the same four lines (a setting
+    renamed on one page and not the others turns this red), the code parses, and every keyword
+    it gives LADConfig is one of its fields."""
+    root = Path(__file__).resolve().parent.parent
+    texts = {name: (root / name).read_text() for name in ["README.md", "docs/trl.md"]}
+    texts["lad_trl.py"] = lad_trl.__doc__
+    uses = {name: four_line_use(text) for name, text in texts.items()}
+    assert len(set(uses.values())) == 1, uses
+    code = uses["lad_trl.py"]
+    assert len(code.splitlines()) == 4
+    calls = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", None) == "LADConfig"]
+    fields = {f.name for f in dataclasses.fields(lad_trl.LADConfig)}
+    assert calls and all(k.arg in fields for call in calls for k in call.keywords)

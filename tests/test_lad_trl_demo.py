@@ -1,8 +1,8 @@
-"""Tests of lad_trl.py's demo (its Settings, build_trainer and main, and trl_demo/): the command
-line refuses bad input before any work; the tokenizer is the task's encoding and the reward its
-verifier; a few real steps of the tiny model train; the command writes its metrics, and each
+"""Tests of the demo, trl_demo/ (`python -m trl_demo`: its Settings, build_trainer and main): the
+command line refuses bad input before any work; the tokenizer is the task's encoding and the reward
+its verifier; a few real steps of the tiny model train; the command writes its metrics, and each
 committed metrics file records the settings of the command that wrote it; --model runs a model
-saved to a folder; the demo does not import the script. All offline, on CPU.
+saved to a folder; the demo's other modules do not import its command line. All offline, on CPU.
 
 Skipped only where TRL is not installed (`pip install -r requirements-trl.txt`); CI installs it.
 """
@@ -19,11 +19,11 @@ import trl_or_skip  # noqa: F401  (skips this module where TRL is not installed)
 
 import torch
 
-import lad_trl
 from cli.outputs import repository_path
 from cli.settings import parse_settings
 from reasoning.arithmetic import SumTask
 from trl_demo.model import char_tokenizer, tiny_sft_model
+from trl_demo import __main__ as demo
 from trl_demo.runs import train_and_evaluate
 from trl_demo.task import HUB_PROMPT, verifier_reward
 
@@ -32,7 +32,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def settings_of(argv):
-    return parse_settings(lad_trl.Settings, argv)
+    return parse_settings(demo.Settings, argv)
 
 
 def test_the_command_turns_dropout_off(tmp_path):
@@ -45,7 +45,7 @@ def test_the_command_turns_dropout_off(tmp_path):
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=16, n_embd=16,
                                        n_layer=1, n_head=2))
     assert any(m.p > 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
-    trainer = lad_trl.build_trainer(settings, TASK, tokenizer, model, seed=0, method="lad")
+    trainer = demo.build_trainer(settings, TASK, tokenizer, model, seed=0, method="lad")
     trainer.model.train()
     inputs = torch.tensor([TASK.encode("37=12+25.")])
     torch.testing.assert_close(trainer.model(inputs).logits, trainer.model(inputs).logits,
@@ -99,13 +99,13 @@ def test_settings_built_in_code_are_checked_as_the_command_line_is(settings, fla
     """A ValueError naming the flag: the checks live in the dataclass, not in the parser."""
     monkeypatch.chdir(REPOSITORY)
     with pytest.raises(ValueError, match=flag):
-        lad_trl.Settings(**settings)
+        demo.Settings(**settings)
 
 
 def test_quick_changes_only_its_settings_and_an_explicit_flag_wins():
     """--quick never writes where the full run does, and a flag given on the command line wins."""
     full, quick = settings_of([]), settings_of(["--quick"])
-    for field in dataclasses.fields(lad_trl.Settings):
+    for field in dataclasses.fields(demo.Settings):
         if field.name != "quick":
             value = field.metadata["quick"]
             assert getattr(quick, field.name) == (getattr(full, field.name) if value is None
@@ -140,7 +140,7 @@ def test_a_few_iterations_of_the_tiny_model_train_offline(tmp_path, capsys):
     settings = settings_of(["--quick", "--run-dir", str(tmp_path)])
     tokenizer = char_tokenizer(TASK)
     start = tiny_sft_model(TASK, tokenizer, 0, settings.sft_steps)
-    trainer = lad_trl.build_trainer(settings, TASK, tokenizer, start, 0, "lad")
+    trainer = demo.build_trainer(settings, TASK, tokenizer, start, 0, "lad")
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
 
     run = train_and_evaluate(trainer, 0, "lad", settings.eval_samples)
@@ -166,7 +166,7 @@ def test_epochs_are_optimiser_steps_on_each_sampled_batch(tmp_path):
                             "--run-dir", str(tmp_path)])
     tokenizer = char_tokenizer(TASK)
     model = tiny_sft_model(TASK, tokenizer, 0, sft_steps=0)
-    config = lad_trl.build_trainer(settings, TASK, tokenizer, model, 0, "lad").args
+    config = demo.build_trainer(settings, TASK, tokenizer, model, 0, "lad").args
     assert (config.max_steps, config.num_iterations) == (6, 2)
 
 
@@ -178,7 +178,7 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_method(tmp_path
     common = ["--quick", "--sft-steps", "20", "--iterations", "2",
               "--run-dir", str(tmp_path / "runs")]
     path = tmp_path / "metrics.json"
-    runs = lad_trl.main(common + ["--seed", "3", "4", "--methods", "lad", "grpo",
+    runs = demo.main(common + ["--seed", "3", "4", "--methods", "lad", "grpo",
                                   "--metrics-json", str(path)])
     written = json.loads(path.read_text())
 
@@ -199,15 +199,15 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_method(tmp_path
     # Both methods start from the same warm start and the same evaluation samples.
     assert runs[0]["heldout_reward_before"] == runs[1]["heldout_reward_before"]
 
-    alone = lad_trl.main(common + ["--seed", "4", "--methods", "grpo"])
+    alone = demo.main(common + ["--seed", "4", "--methods", "grpo"])
     assert alone == [runs[3]]
 
 
 # The commands that wrote the committed metrics files, as the docs print them beside the tables.
 COMMITTED = {
-    "lad_trl_metrics.json": "python lad_trl.py --seed 0 1 2 3 4 --methods lad grpo "
+    "lad_trl_metrics.json": "python -m trl_demo --seed 0 1 2 3 4 --methods lad grpo "
                             "--metrics-json plots/lad_trl_metrics.json",
-    "lad_trl_metrics_no_avx.json": "ATEN_CPU_CAPABILITY=default python lad_trl.py "
+    "lad_trl_metrics_no_avx.json": "ATEN_CPU_CAPABILITY=default python -m trl_demo "
                                    "--seed 0 1 2 3 4 --methods lad grpo "
                                    "--metrics-json plots/lad_trl_metrics_no_avx.json",
 }
@@ -215,13 +215,13 @@ COMMITTED = {
 
 @pytest.mark.parametrize("name", sorted(COMMITTED))
 def test_each_committed_metrics_file_records_the_settings_of_its_command(name, monkeypatch):
-    """The command, parsed as lad_trl.py parses it, gives exactly the settings the committed file
+    """The command, parsed as the demo parses it, gives exactly the settings the committed file
     records, with its paths relative to the repository. Catches a default that drifted from the
     committed numbers, a flag renamed without the file, and a file that names one machine's
     folders (cli.outputs.repository_path)."""
     monkeypatch.chdir(REPOSITORY)
     words = shlex.split(COMMITTED[name])
-    settings = settings_of(words[words.index("lad_trl.py") + 1:])
+    settings = settings_of(words[words.index("trl_demo") + 1:])
     expected = dict(dataclasses.asdict(settings), run_dir=repository_path(settings.run_dir),
                     metrics_json=repository_path(settings.metrics_json))
     recorded = json.loads((REPOSITORY / "plots" / name).read_text())["settings"]
@@ -261,20 +261,24 @@ def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
     argv = ["--model", str(folder), "--iterations", "2", "--group-size", "2",
             "--prompts-per-iteration", "2", "--max-completion-length", "8", "--eval-samples", "2",
             "--run-dir", str(tmp_path / "run")]
-    [run] = lad_trl.main(argv)
+    [run] = demo.main(argv)
     assert 0 <= run["heldout_reward_before"] <= 1 and 0 <= run["heldout_reward_after"] <= 1
     assert (tmp_path / "run" / "lad-seed0" / "model.safetensors").exists()
 
 
-def test_the_demo_does_not_import_the_script():
-    """trl_demo/ is composed by lad_trl.py's main and must not import it, nor another chapter
-    script: a circle, or a demo that cannot be read without the script. Catches a helper moved
-    into trl_demo that still reaches back into lad_trl for LADConfig."""
-    scripts = {"lad_trl", "bandit", "train_reasoning"}
+def test_the_demos_parts_import_neither_its_command_line_nor_a_chapter_script():
+    """trl_demo/'s task, model and runs are composed by its command line (__main__.py) and must not
+    import it, nor a chapter script: a circle, or a part that cannot be read without the command.
+    The command line itself imports the trainer, lad_trl.py, and nothing imports the command."""
+    scripts = {"bandit", "train_reasoning", "trl_demo.__main__"}
     for path in sorted((REPOSITORY / "trl_demo").glob("*.py")):
         tree = ast.parse(path.read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
         imported |= {node.module for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
-        assert not {name.split(".")[0] for name in imported} & scripts, path.name
+        imported |= {f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+        assert not imported & scripts and not {n.split(".")[0] for n in imported} & scripts, path
+        if path.name != "__main__.py":
+            assert "lad_trl" not in {name.split(".")[0] for name in imported}, path.name

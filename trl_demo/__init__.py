@@ -1,7 +1,13 @@
 """The demo of lad_trl.py: LAD and TRL's GRPO on the arithmetic task, offline, with a tiny model.
 
-lad_trl.py holds the trainer (LADConfig, LADTrainer: what a real TRL run needs) and its `main`
-composes the pieces below; none of them imports lad_trl.py.
+lad_trl.py holds the trainer (LADConfig, LADTrainer: what a real TRL run needs). The command line,
+`python -m trl_demo`, is __main__.py: its Settings, build_trainer and `main` compose the pieces
+below, and only it imports lad_trl.py.
+
+    __main__.py                            the command line (python -m trl_demo --help)
+               Settings                    every option, its default, bounds and help
+               build_trainer(...)          LADConfig and LADTrainer for one method and seed
+               main(argv)                  each seed's start, each method from it, the metrics
 
     model.py   the policy a run starts from
                char_tokenizer(task)        SumTask's characters as a Hugging Face tokenizer
