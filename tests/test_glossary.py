@@ -21,6 +21,7 @@ evals, runs). The glossary's entries are its bullets that start with a key in ba
 """
 import ast
 import dataclasses
+import importlib
 import json
 import re
 from pathlib import Path
@@ -154,10 +155,10 @@ def bandit_keys(tmp_path_factory) -> set:
 
 @pytest.fixture(scope="module")
 def trl_keys(tmp_path_factory) -> set:
-    """The keys lad_trl.py's demo writes, and every key of its trainers' logs (TRL's and LAD's),
-    for both methods: no warm start, one iteration."""
+    """The keys the TRL demo (python -m trl_demo) writes, and every key of its trainers' logs
+    (TRL's and LAD's), for both methods: no warm start, one iteration."""
     pytest.importorskip("trl")
-    import lad_trl
+    demo = importlib.import_module("trl_demo.__main__")
 
     out = tmp_path_factory.mktemp("trl")
     logs = []
@@ -167,12 +168,12 @@ def trl_keys(tmp_path_factory) -> set:
         logs.extend(trainer.state.log_history)
         return run
 
-    train_and_evaluate = lad_trl.train_and_evaluate
+    train_and_evaluate = demo.train_and_evaluate
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lad_trl, "train_and_evaluate", logged)
-        lad_trl.main(["--quick", "--sft-steps", "0", "--iterations", "1", "--eval-samples", "2",
-                      "--methods", "lad", "grpo", "--run-dir", str(out / "runs"),
-                      "--metrics-json", str(out / "m.json")])
+        patch.setattr(demo, "train_and_evaluate", logged)
+        demo.main(["--quick", "--sft-steps", "0", "--iterations", "1", "--eval-samples", "2",
+                   "--methods", "lad", "grpo", "--run-dir", str(out / "runs"),
+                   "--metrics-json", str(out / "m.json")])
     written = json.loads((out / "m.json").read_text())
     logged = {key for entry in logs for key in entry}
     return metric_keys(written, flags(WRITERS["lad_trl"]), run_names()) | logged
