@@ -96,9 +96,10 @@ before the loss does: with |u| and |a| up to 50, x reaches e^100, far beyond flo
 exp(A/eta) * f(x) stays below about e^55. So we never form x. The loss is the perspective of f,
 exp(a) * f(exp(u - a)), and each divergence below writes it with exp(u) and exp(a), which are
 formed (each at most e^50 in the range we test), and log x = u - a. Near x = 1, where training
-converges, several textbook forms subtract nearly equal numbers; the forms below avoid that too, so
-the loss and its gradient keep float32's relative precision everywhere (the tests check them against
-float64).
+converges, several textbook forms subtract nearly equal numbers; far from it, a gradient can hold a
+tiny factor times a huge one (e^-100 is a float32 denormal, with few digits left). The forms below
+avoid both, so the loss and its gradient keep float32's relative precision for every |u|, |a| <= 50,
+log x from -100 to 100 (the tests check them against float64, corners included).
 
 Usage (the same call at the sequence or token level):
 
@@ -170,19 +171,29 @@ def _hd(u, a):
 
 
 def _js(u, a):
-    # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] rearranges to
-    #        1/2 [x (log 2 - log(1 + 1/x)) + (log 2 - log(1 + x))],
-    # and log(1 + x) = logaddexp(log x, 0) = softplus(log x). Multiplying by exp(a) turns x into
-    # exp(u): each term is one exponential times a log-sized factor, so nothing overflows.
-    log_x = u - a
+    # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] is symmetric, x f(1/x) = f(x), so
+    # exp(a) f(exp(u - a)) = exp(u) f(exp(a - u)): call the larger of u, a `hi`, the smaller `lo`,
+    # and d = lo - hi <= 0. Then, with log(1 + e^d) = softplus(d),
+    #   2 exp(a) f(x) = log 2 exp(hi) + exp(lo) (log 2 + d) - (exp(lo) + exp(hi)) softplus(d).
+    # The last product is the trap: its derivative holds exp(hi) * sigmoid(d), and for d < -87
+    # sigmoid(d) is a float32 denormal, with few digits left, times e^50. Written as
+    #   exp(lo) * softplus(d) * (1 + e^-d),
+    # only exp(lo) carries the scale and the factor beside it stays between 1 and 2 log 2, so the
+    # value and the gradient keep their digits at any d. The clamp at d = -30 keeps e^-d finite; it
+    # moves that factor by less than e^-30, far below float32's resolution.
+    hi, lo = torch.maximum(u, a), torch.minimum(u, a)
+    d = lo - hi
+    d_kept = d.clamp(min=-30.0)
     far = 0.5 * (
-        torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x))
+        LOG_2 * torch.exp(hi)
+        + torch.exp(lo) * (LOG_2 + d - F.softplus(d_kept) * (1 + torch.exp(-d_kept)))
     )
-    # Near x = 1 those two terms almost cancel (the value is about exp(a) (log x)^2 / 8). Written
+    # Near x = 1 those terms almost cancel (the value is about exp(a) (log x)^2 / 8). Written
     # around the midpoint of u and a, the same value is
     #   1/4 (exp(u) - exp(a)) log x - 1/2 (exp(u) + exp(a)) log cosh(log x / 2),
     # two terms that differ by a factor of about 2, with log cosh(z) = log1p(2 sinh(z/2)^2).
     # The clamp only keeps this unused branch finite where |log x| >= 1.
+    log_x = u - a
     log_x_near = log_x.clamp(-1.0, 1.0)
     log_cosh = torch.log1p(2 * torch.sinh(0.25 * log_x_near) ** 2)
     near = (

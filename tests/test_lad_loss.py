@@ -235,6 +235,28 @@ def test_float32_values_and_gradients_are_accurate_against_float64_textbook_form
     assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_precision_holds_in_the_corners_where_log_x_reaches_minus_and_plus_100(name):
+    """logp - logp_old and A/eta each anywhere in [-50, 50], independently, so that log x spans
+    [-100, 100], and the corners themselves. JS's textbook log-space form formed
+    exp(A/eta) * sigmoid(log x), a float32 denormal below log x = -87 times e^50: its gradient
+    was off by 1.7e-4 of its size at u = -49.96, A/eta = 49.93."""
+    gen = torch.Generator().manual_seed(7)
+    u = torch.cat([torch.empty(20000).uniform_(-50, 50, generator=gen),
+                   torch.tensor([-49.96, -50.0, 50.0, -50.0, 50.0, -37.0])])
+    a = torch.cat([torch.empty(20000).uniform_(-50, 50, generator=gen),
+                   torch.tensor([49.93, 50.0, -50.0, -50.0, 50.0, 50.0])])
+    logp = u.clone().requires_grad_(True)
+    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
+                    reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    value, slope = _reference(name, u, a)
+    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
+    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
+    scale = torch.exp(u.double()) * (1 + f_prime.abs())
+    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
+
+
 def test_token_level_broadcasts_sequence_advantages_and_averages_unmasked_tokens():
     gen = torch.Generator().manual_seed(5)
     logp = -torch.rand(3, 4, generator=gen)
