@@ -353,3 +353,43 @@ def test_token_level_shape_errors():
         lad_loss(logp, logp, torch.zeros(5))
     with pytest.raises(ValueError, match="mask"):
         lad_loss(logp, logp, torch.zeros(2), mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+# The push on a response sampled from pi_old, ratio * (-f'(x)) = exp(A/eta) * (-x f'(x)), as
+# lad_loss.py's table under "The gradient" writes it, and where each generator turns it round.
+PUSH_OVER_EXP_A = {
+    "js": lambda x: -(x / 2) * math.log(2 * x / (1 + x)),
+    "jf": lambda x: 1 - x - x * math.log(x),
+    "hd": lambda x: math.sqrt(x) - x,
+    "tv": lambda x: -x * math.copysign(0.5, x - 1),
+    "kl": lambda x: -x * (1 + math.log(x)),
+    "rkl": lambda x: 1.0,
+}
+BRAKE_AT_THE_TARGET = {"js", "jf", "hd", "tv"}
+BRAKE_BEFORE_THE_TARGET = {"kl"}  # from x = 1/e on
+NO_BRAKE = {"rkl"}
+
+
+def test_which_generators_brake_js_jf_hd_tv_at_the_target_kl_before_it_reverse_kl_never():
+    """-(d loss / d logp) of one sampled response, on a grid of A/eta and of x = ratio / exp(A/eta)
+    on both sides of the target. A page that says "-f' turns negative beyond the target" for every
+    generator, or a change to a generator, turns this red."""
+    assert BRAKE_AT_THE_TARGET | BRAKE_BEFORE_THE_TARGET | NO_BRAKE == set(NAMES)
+    eta = 0.5
+    for name in NAMES:
+        for a in (-2.0, -0.5, 0.0, 1.0, 3.0):
+            for log_x in (-4.0, -2.0, -1.5, -0.5, -0.1, 0.1, 0.5, 2.0, 4.0):
+                logp = torch.tensor([a + log_x], dtype=torch.float64, requires_grad=True)
+                loss = lad_loss(logp, torch.zeros(1, dtype=torch.float64),
+                                torch.tensor([a * eta], dtype=torch.float64), eta=eta,
+                                divergence=name, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, logp)
+                push = -grad.item()
+                x = math.exp(log_x)
+                assert push == pytest.approx(math.exp(a) * PUSH_OVER_EXP_A[name](x), rel=1e-9)
+                if name in BRAKE_AT_THE_TARGET:
+                    assert (push < 0) == (x > 1), (name, a, log_x)
+                elif name in BRAKE_BEFORE_THE_TARGET:
+                    assert (push < 0) == (x > math.exp(-1)), (name, a, log_x)
+                else:  # the same push at every ratio: nothing turns round
+                    assert push == pytest.approx(math.exp(a), rel=1e-12) and push > 0
