@@ -13,11 +13,15 @@ scores them with A and takes one Adam step (lr 5e-3) on the method's loss:
                A_hat = (A - mean) / std over the group; the clip, clip_eps 0.2, as in every chapter
 
 The lesson is in which pi_old LAD matches. lad-fixed's pi_old never moves, so its target pi* is one
-fixed distribution, and it converges there: all three modes, in their proportions. GRPO maximises
-E[A] and piles its mass on the best arm. Refresh LAD's pi_old every iteration (`lad`) and every
-iteration aims at pi exp(A/eta) from wherever the policy is: the targets compound, and LAD sharpens
-towards the best arm too, only more slowly than GRPO (`--ablation pi-old`). The fixed anchor, not
-the loss alone, is what makes "match the distribution" an end point here.
+fixed distribution, and it converges there: all three modes, in their proportions. GRPO climbs E[A]
+and piles its mass on the best arm. Refresh LAD's pi_old every iteration (`lad`) and the ratio is 1
+whenever the gradient is taken: each iteration is one REINFORCE step with the weight
+w(A) = -f'(exp(-A/eta)) in place of the advantage, a step up E_pi[w(A)]. w increases with A (for
+JS, w = (softplus(A/eta) - log 2) / 2), so `lad` ends on the best arm too, only more slowly than
+GRPO (`--ablation pi-old`). (Targets that
+compound, pi_k proportional to pi_0 exp(k A / eta), would describe it only if every refresh were
+optimised to its end; one step per refresh matches no target.) The fixed anchor, not the loss alone,
+is what makes "match the distribution" an end point here.
 
 The ratio pi / pi_old. For lad and grpo pi_old is the policy that takes the step: the ratio is
 exactly 1 when the gradient is taken (log pi_old is log pi itself, detached), GRPO's clip never
