@@ -49,13 +49,14 @@ from tqdm import tqdm
 from bandit_study.ablations import ABLATIONS, ablation_runs
 from bandit_study.adam import Adam
 from bandit_study.baselines import BASELINES, Baseline
-from bandit_study.task import (N_ARMS, bandit_advantages, entropy, std_at_target, summarise_policy,
-                               target_policy, total_variation, uniform_policy)
+from bandit_study.task import (N_ARMS, bandit_advantages, std_at_target, summarise_policy,
+                               target_policy, uniform_policy)
 from bandit_study.timing import STATISTIC, step_time_side_by_side
 from cli.outputs import output_path_problem, repository_path, write_metrics_json
 from cli.settings import check, parse_settings, setting
 from grpo_loss import group_advantages, grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
+from measures.distributions import entropy, total_variation
 from plots import animate_distributions
 from plots.bandit import draw_runs, figure_title
 
