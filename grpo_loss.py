@@ -107,7 +107,8 @@ def group_advantages(
     Args:
         rewards: [n_prompts * group_size]; consecutive blocks of group_size belong to one prompt.
         group_size: G, the number of responses sampled per prompt (>= 2).
-        eps: added to the standard deviation (>= 0, finite).
+        eps: added to the standard deviation (>= 0, finite). Only this is `eps`; the clip's
+            half-width is grpo_loss's clip_eps.
 
     Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
     G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are

@@ -53,11 +53,12 @@ it, as the paper and the released actor have it. Per completion, with its tokens
 
 and the mean over completions. r_hat is the group-normalised reward (they pass GRPO's advantages),
 beta = 15 in their math recipe.
-  * The importance weight. The paper clips w to [1 - eps, 1 + eps]; an early release computed that
-    clip and then used the unclipped w; the current code truncates it at 10. We truncate at
-    `max_weight` = 10, as the current code does. With one optimiser step per sampled batch
-    (bandit.py, and train_reasoning.py's default) pi = pi_old when the gradient is taken, so w = 1
-    exactly and the choice does not matter there; it matters only from the second step on a batch.
+  * The importance weight. The paper clips w to PPO's [1 - clip_eps, 1 + clip_eps]; an early
+    release computed that clip and then used the unclipped w; the current code truncates it at 10.
+    We truncate at `max_weight` = 10, as the current code does. With one optimiser step per sampled
+    batch (bandit.py, and train_reasoning.py's default) pi = pi_old when the gradient is taken, so
+    w = 1 exactly and the choice does not matter there; it matters only from the second step on a
+    batch.
   * The length normalisation: the residual holds the *mean* of the tokens' log-probabilities, not
     their sum. It changes the target. delta = 0 now reads
         log pi(y) = log pi_ref(y) + |y| * (beta * r_hat(y) - log Z),
