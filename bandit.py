@@ -30,8 +30,11 @@ off-policy: its ratio pi / pi_0 grows towards pi* / pi_0, about 4 at the heavies
 own brake at the target, not a clip, stops it.
 
 `--exact` replaces the sampled group by the exact expectation over all 50 arms, each weighted by
-pi_old: no sampling noise, the same end points. The paper's other baselines (FlowRL, EntAdv,
-Clip-Cov, KL-Cov), the ablations and the step timing live in bandit_study/.
+pi_old: no sampling noise, the same end points. For LAD that is the expectation of the sampled
+loss. For GRPO it is the large-group limit instead: A is normalised with pi_old's mean and
+population std, where a sampled group uses its own mean and std (ddof = 1). The paper's other
+baselines (FlowRL, EntAdv, Clip-Cov, KL-Cov), the ablations and the step timing live in
+bandit_study/.
 
 Run:  python bandit.py                               the figure, plots/bandit.png
       python bandit.py --methods lad-fixed lad grpo  the refreshed LAD beside them (under runs/)
@@ -167,8 +170,9 @@ def step_loss(method: str, logits, pi_old, advantages, arms, settings: Settings,
               baseline: Baseline | None = None) -> torch.Tensor:
     """The loss of one iteration, a scalar. logits [50]; pi_old [50], or None for the current policy
     (on-policy); advantages A [50]; arms, the sampled group [group_size], or None for the exact
-    expectation over every arm weighted by pi_old (a sampled group weighs each sample 1/group_size:
-    the same estimator, without the noise); baseline: what a baseline method needs
+    expectation over every arm weighted by pi_old (a sampled group weighs each sample 1/group_size;
+    LAD's exact loss is the sampled one's expectation, GRPO's normalises A with pi_old's mean and
+    population std, the large-group limit of the group's); baseline: what a baseline method needs
     (bandit_study/baselines.py)."""
     logp_all = torch.log_softmax(logits, dim=-1)
     if pi_old is None:  # log pi_old is log pi itself, a constant: the ratio is exactly 1
