@@ -13,11 +13,15 @@ scores them with A and takes one Adam step (lr 5e-3) on the method's loss:
                A_hat = (A - mean) / std over the group; the clip, clip_eps 0.2, as in every chapter
 
 The lesson is in which pi_old LAD matches. lad-fixed's pi_old never moves, so its target pi* is one
-fixed distribution, and it converges there: all three modes, in their proportions. GRPO maximises
-E[A] and piles its mass on the best arm. Refresh LAD's pi_old every iteration (`lad`) and every
-iteration aims at pi exp(A/eta) from wherever the policy is: the targets compound, and LAD sharpens
-towards the best arm too, only more slowly than GRPO (`--ablation pi-old`). The fixed anchor, not
-the loss alone, is what makes "match the distribution" an end point here.
+fixed distribution, and it converges there: all three modes, in their proportions. GRPO climbs E[A]
+and piles its mass on the best arm. Refresh LAD's pi_old every iteration (`lad`) and the ratio is 1
+whenever the gradient is taken: each iteration is one REINFORCE step with the weight
+w(A) = -f'(exp(-A/eta)) in place of the advantage, a step up E_pi[w(A)]. w increases with A (for
+JS, w = (softplus(A/eta) - log 2) / 2), so `lad` ends on the best arm too, only more slowly than
+GRPO (`--ablation pi-old`). (Targets that
+compound, pi_k proportional to pi_0 exp(k A / eta), would describe it only if every refresh were
+optimised to its end; one step per refresh matches no target.) The fixed anchor, not the loss alone,
+is what makes "match the distribution" an end point here.
 
 The ratio pi / pi_old. For lad and grpo pi_old is the policy that takes the step: the ratio is
 exactly 1 when the gradient is taken (log pi_old is log pi itself, detached), GRPO's clip never
@@ -26,8 +30,11 @@ off-policy: its ratio pi / pi_0 grows towards pi* / pi_0, about 4 at the heavies
 own brake at the target, not a clip, stops it.
 
 `--exact` replaces the sampled group by the exact expectation over all 50 arms, each weighted by
-pi_old: no sampling noise, the same end points. The paper's other baselines (FlowRL, EntAdv,
-Clip-Cov, KL-Cov), the ablations and the step timing live in bandit_study/.
+pi_old: no sampling noise, the same end points. For LAD that is the expectation of the sampled
+loss. For GRPO it is the large-group limit instead: A is normalised with pi_old's mean and
+population std, where a sampled group uses its own mean and std (ddof = 1). The paper's other
+baselines (FlowRL, EntAdv, Clip-Cov, KL-Cov), the ablations and the step timing live in
+bandit_study/.
 
 Run:  python bandit.py                               the figure, plots/bandit.png
       python bandit.py --methods lad-fixed lad grpo  the refreshed LAD beside them (under runs/)
@@ -45,13 +52,14 @@ from tqdm import tqdm
 from bandit_study.ablations import ABLATIONS, ablation_runs
 from bandit_study.adam import Adam
 from bandit_study.baselines import BASELINES, Baseline
-from bandit_study.task import (N_ARMS, bandit_advantages, entropy, std_at_target, summarise_policy,
-                               target_policy, total_variation, uniform_policy)
+from bandit_study.task import (N_ARMS, bandit_advantages, std_at_target, summarise_policy,
+                               target_policy, uniform_policy)
 from bandit_study.timing import STATISTIC, step_time_side_by_side
 from cli.outputs import output_path_problem, repository_path, write_metrics_json
 from cli.settings import check, parse_settings, setting
 from grpo_loss import group_advantages, grpo_loss
 from lad_loss import DIVERGENCES, lad_loss
+from measures.distributions import entropy, total_variation
 from plots import animate_distributions
 from plots.bandit import draw_runs, figure_title
 
@@ -162,8 +170,9 @@ def step_loss(method: str, logits, pi_old, advantages, arms, settings: Settings,
               baseline: Baseline | None = None) -> torch.Tensor:
     """The loss of one iteration, a scalar. logits [50]; pi_old [50], or None for the current policy
     (on-policy); advantages A [50]; arms, the sampled group [group_size], or None for the exact
-    expectation over every arm weighted by pi_old (a sampled group weighs each sample 1/group_size:
-    the same estimator, without the noise); baseline: what a baseline method needs
+    expectation over every arm weighted by pi_old (a sampled group weighs each sample 1/group_size;
+    LAD's exact loss is the sampled one's expectation, GRPO's normalises A with pi_old's mean and
+    population std, the large-group limit of the group's); baseline: what a baseline method needs
     (bandit_study/baselines.py)."""
     logp_all = torch.log_softmax(logits, dim=-1)
     if pi_old is None:  # log pi_old is log pi itself, a constant: the ratio is exactly 1

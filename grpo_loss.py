@@ -14,21 +14,22 @@ The clip is the trust region: once a response's ratio has moved clip_eps beyond 
 its advantage pushes, its gradient is zero until pi_old is refreshed. At ratio = 1 (the first step
 on a fresh batch) the gradient is exactly the vanilla policy gradient A * grad log pi.
 
-What GRPO optimises is E_{y ~ pi}[A(y)]: whichever response currently scores best gets more mass,
-step after step, until the policy sits on one response (the collapse LAD is built to avoid).
+What GRPO's steps climb is E_{y ~ pi}[A(y)]. With one best response, the maximiser of that objective
+is the policy on that response. With several equally good ones, every split of the mass among them
+maximises E[A] just as well: the objective does not say in which proportions to keep them. The
+collapse onto one of them (the one LAD is built to avoid) comes from the dynamics: on a softmax a
+gradient step raises each logit by its probability times A - E[A], so the more probable of two tied
+answers gains faster, and sampling noise splits exact ties (tests/test_grpo_loss.py).
 
-Optionally a penalty keeps the policy near a reference model, estimated per sample with the "k3"
-estimator of the GRPO paper, exp(logp_ref - logp) - (logp_ref - logp) - 1 (kl_penalty.k3_penalty).
-Its value estimates KL(pi_theta || pi_ref), but as a loss its gradient follows KL(pi_ref ||
-pi_theta): kl_penalty.py explains the difference and offers k2, whose gradient follows KL(pi_theta
-|| pi_ref).
+A penalty that keeps the policy near a reference model (GRPO's paper adds the per-token "k3"
+estimate of KL(pi_theta || pi_ref)) is not part of this loss: the caller adds it,
+kl_coef * kl_penalty(logp, logp_ref, "k3"), and kl_penalty.py, the third chapter, explains which KL
+its gradient follows (not the one its value estimates).
 
 Shapes, masks and reductions: prepare_inputs and reduce_loss below, which every loss of the
 tutorial (LAD and the other baselines too) shares.
 """
 import torch
-
-from kl_penalty import k3_penalty
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +107,8 @@ def group_advantages(
     Args:
         rewards: [n_prompts * group_size]; consecutive blocks of group_size belong to one prompt.
         group_size: G, the number of responses sampled per prompt (>= 2).
-        eps: added to the standard deviation (>= 0, finite).
+        eps: added to the standard deviation (>= 0, finite). Only this is `eps`; the clip's
+            half-width is grpo_loss's clip_eps.
 
     Returns [n_prompts * group_size]. The standard deviation is the unbiased sample one (divide by
     G - 1), as torch.std and the common GRPO implementations compute it. A group whose rewards are
@@ -143,36 +145,21 @@ def grpo_loss(
     advantages: torch.Tensor,
     clip_eps: float | None = 0.2,
     mask: torch.Tensor | None = None,
-    logp_ref: torch.Tensor | None = None,
-    kl_coef: float = 0.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """The clipped GRPO surrogate, -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) [+ KL term].
+    """The clipped GRPO surrogate, -min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A).
 
     Args:
         logp, logp_old, advantages, mask, reduction: as in lad_loss.lad_loss ([batch] or
             [batch, tokens]; advantages [batch] broadcast over tokens).
         clip_eps: half-width of the trust region around ratio = 1 (> 0). None turns clipping off,
             leaving the importance-weighted policy gradient -ratio * A.
-        logp_ref: log-probabilities under a reference policy, the shape of logp; needed when
-            kl_coef > 0.
-        kl_coef: weight of the per-token k3 penalty (>= 0), kl_penalty.k3_penalty.
     """
     if clip_eps is not None and not clip_eps > 0:
         raise ValueError(f"clip_eps must be > 0 or None, got {clip_eps}")
-    if not kl_coef >= 0:
-        raise ValueError(f"kl_coef must be >= 0, got {kl_coef}")
-    if kl_coef > 0 and logp_ref is None:
-        raise ValueError("kl_coef > 0 needs logp_ref, the reference policy's log-probabilities")
-    if logp_ref is not None and logp_ref.shape != logp.shape:
-        raise ValueError(
-            f"logp_ref must have the shape of logp {tuple(logp.shape)}, got {tuple(logp_ref.shape)}"
-        )
     logp, logp_old, advantages, mask = prepare_inputs(
         logp, logp_old, advantages.detach(), mask, reduction
     )
-    if logp_ref is not None and mask is not None:
-        logp_ref = torch.where(mask, logp_ref, torch.zeros_like(logp_ref))
 
     ratio = torch.exp(logp - logp_old.detach())
     loss = -ratio * advantages
@@ -180,6 +167,4 @@ def grpo_loss(
         clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
         # max of the two negatives = -min(...): the pessimistic of the clipped and unclipped terms.
         loss = torch.maximum(loss, -clipped * advantages)
-    if kl_coef > 0:
-        loss = loss + kl_coef * k3_penalty(logp, logp_ref)
     return reduce_loss(loss, mask, reduction)

@@ -15,13 +15,15 @@ f-divergences) and f' is increasing. At ratio 1 the weight -f'(exp(-A/eta)) is l
 response and small or negative for a bad one, like an advantage. Unlike PPO's constant A, it falls
 as the ratio grows and, for the generators with f'(1) = 0 (the paper's Jensen-Shannon among them),
 passes through zero exactly when the ratio reaches exp(A/eta), the unnormalised target: a response
-beyond it is pushed back, and no clip is needed. (Where the loss is minimised every response has the
-same x = 1/Z instead, Z = E_{pi_old}[exp(A/eta)], and the same weight -f'(1/Z): below the gradient.
-With one update per sampled batch the ratio is exactly 1 when the gradient is taken, and LAD is
-REINFORCE with the shaped advantage -f'(exp(-A/eta)).) `python -m plots.gradient_weights` draws this
-weight against the ratio for each divergence, beside GRPO's clipped one, from autograd on the two
-losses (plots/gradient_weights.png). The rest of the lesson says where the target exp(A/eta) comes
-from and why matching it is the right goal.
+beyond it is pushed back, and no clip is needed. KL's turns earlier, at exp(A/eta) / e; reverse
+KL's -f'(x) = 1/x falls exactly as fast as the ratio grows, so its push never turns round (the
+table under "The gradient"). (Where the loss is minimised every response has the same x = 1/Z
+instead, Z = E_{pi_old}[exp(A/eta)], and the same weight -f'(1/Z): below the gradient. With one
+update per sampled batch the ratio is exactly 1 when the gradient is taken, and LAD is REINFORCE
+with the shaped advantage -f'(exp(-A/eta)).) `python -m plots.gradient_weights` draws this weight
+against the ratio for each divergence, beside GRPO's clipped one, from autograd on the two losses
+(plots/gradient_weights.png). The rest of the lesson says where the target exp(A/eta) comes from
+and why matching it is the right goal.
 
 Lemma 3.1: the best trust-region step is a distribution, not an arm
 -------------------------------------------------------------------
@@ -44,9 +46,11 @@ with Z_pi and Z_A sums over every response. pi_theta is optimal exactly when P_p
 pi_theta / pi_old is proportional to exp(A/eta), i.e. pi_theta is the target policy
 pi* = pi_old * exp(A/eta) / Z. P_A leaves pi_old out (it is the target of the ratio pi/pi_old, not
 of the policy); pi* is the policy, and it is what every figure draws as "the target pi*" (with a
-uniform pi_old, as in the bandit, the two coincide). GRPO only climbs towards higher advantage and,
-step after step, piles all the mass on one response. LAD instead *matches* P_A: at its optimum every
-response has pi_old's probability times its own exp(A/eta), normalised.
+uniform pi_old, as in the bandit, the two coincide). GRPO climbs E[A]. Its objective fixes nothing
+among equally good responses (every split of the mass between them has the same E[A]); its steps
+favour whichever is already more probable, and in time they pile the mass on one (grpo_loss.py).
+LAD instead *matches* P_A: at its optimum every response has pi_old's probability times its own
+exp(A/eta), normalised, so two equally good responses keep pi_old's proportions.
 
 Lemma 3.2: a practical objective with the same minimiser
 --------------------------------------------------------
@@ -80,14 +84,32 @@ exp(A/eta) * f(x) depends on theta only through x, and d x / d theta = x * grad 
     grad L_LAD = E_{y ~ pi_old}[ (pi_theta/pi_old) f'(x_y) grad log pi_theta(y) ]
                = E_{y ~ pi_theta}[ f'(x_y) grad log pi_theta(y) ].
 
-This is a policy gradient whose "advantage" is -f'(x_y), and f' is increasing. So the weight is
-largest for responses below their target (small x: push them up) and smallest, negative, for
-over-confident ones (large x: push them down). That is how LAD holds back runaway probability growth
-without an entropy bonus. At the optimum every response has the same x_y = 1/Z, with
-Z = E_{pi_old}[exp(A/eta)], and the weight -f'(1/Z) is the same constant for all: it averages to
-zero over pi_theta, since E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever
-responses happen to be sampled. When Z = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD)
-are silent there; KL and reverse KL, written as in the paper's table, have f'(1) = 1 and -1.
+This is a policy gradient whose "advantage" is -f'(x_y), and f' is increasing, so the weight falls
+as a response's ratio grows. Whether it turns a response round beyond its target depends on f. A
+response sampled from pi_old is pushed along ratio * (-f'(x)) * grad log pi_theta, and
+ratio * (-f'(x)) = exp(A/eta) * (-x f'(x)):
+
+    f      -x f'(x)                    the push on a sampled response as its ratio grows
+    js     -(x/2) log(2x / (1 + x))    turns negative at the target, x = 1
+    jf     1 - x - x log x             turns negative at the target
+    hd     sqrt(x) - x                 turns negative at the target
+    tv     -x sign(x - 1) / 2          jumps from +x/2 to -x/2 at the target
+    kl     -x (1 + log x)              turns negative at x = 1/e, before the target
+    rkl    1                           exp(A/eta) at every ratio: never turns round
+
+So JS, JF, HD and TV brake each response at its target and KL from a ratio e times below it: that
+per-sample brake is how they hold back runaway probability growth without an entropy bonus or a
+clip. Reverse KL has no such brake. Its loss, -exp(A/eta) log pi_theta(y) plus terms free of theta,
+is advantage-weighted regression's weighted negative log-likelihood; its expectation over pi_old is
+still minimised at pi* (Lemma 3.2), but only the normalisation holds the policy there (raising one
+response's probability lowers every other's), not a weight that turns round.
+tests/test_lad_loss.py pins this table on a grid of ratios and advantages.
+
+At the optimum every response has the same x_y = 1/Z, with Z = E_{pi_old}[exp(A/eta)], and the
+weight -f'(1/Z) is the same constant for all: it averages to zero over pi_theta, since
+E_{pi_theta}[grad log pi_theta] = 0, but it still nudges whichever responses happen to be sampled.
+When Z = 1 the generators normalised to f'(1) = 0 (JS, JF, TV, HD) are silent there; KL and reverse
+KL, written as in the paper's table, have f'(1) = 1 and -1.
 
 Numerics
 --------
@@ -96,9 +118,10 @@ before the loss does: with |u| and |a| up to 50, x reaches e^100, far beyond flo
 exp(A/eta) * f(x) stays below about e^55. So we never form x. The loss is the perspective of f,
 exp(a) * f(exp(u - a)), and each divergence below writes it with exp(u) and exp(a), which are
 formed (each at most e^50 in the range we test), and log x = u - a. Near x = 1, where training
-converges, several textbook forms subtract nearly equal numbers; the forms below avoid that too, so
-the loss and its gradient keep float32's relative precision everywhere (the tests check them against
-float64).
+converges, several textbook forms subtract nearly equal numbers; far from it, a gradient can hold a
+tiny factor times a huge one (e^-100 is a float32 denormal, with few digits left). The forms below
+avoid both, so the loss and its gradient keep float32's relative precision for every |u|, |a| <= 50,
+log x from -100 to 100 (the tests check them against float64, corners included).
 
 Usage (the same call at the sequence or token level):
 
@@ -170,19 +193,29 @@ def _hd(u, a):
 
 
 def _js(u, a):
-    # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] rearranges to
-    #        1/2 [x (log 2 - log(1 + 1/x)) + (log 2 - log(1 + x))],
-    # and log(1 + x) = logaddexp(log x, 0) = softplus(log x). Multiplying by exp(a) turns x into
-    # exp(u): each term is one exponential times a log-sized factor, so nothing overflows.
-    log_x = u - a
+    # f(x) = 1/2 [x log x - (x + 1) log((x + 1) / 2)] is symmetric, x f(1/x) = f(x), so
+    # exp(a) f(exp(u - a)) = exp(u) f(exp(a - u)): call the larger of u, a `hi`, the smaller `lo`,
+    # and d = lo - hi <= 0. Then, with log(1 + e^d) = softplus(d),
+    #   2 exp(a) f(x) = log 2 exp(hi) + exp(lo) (log 2 + d) - (exp(lo) + exp(hi)) softplus(d).
+    # The last product is the trap: its derivative holds exp(hi) * sigmoid(d), and for d < -87
+    # sigmoid(d) is a float32 denormal, with few digits left, times e^50. Written as
+    #   exp(lo) * softplus(d) * (1 + e^-d),
+    # only exp(lo) carries the scale and the factor beside it stays between 1 and 2 log 2, so the
+    # value and the gradient keep their digits at any d. The clamp at d = -30 keeps e^-d finite; it
+    # moves that factor by less than e^-30, far below float32's resolution.
+    hi, lo = torch.maximum(u, a), torch.minimum(u, a)
+    d = lo - hi
+    d_kept = d.clamp(min=-30.0)
     far = 0.5 * (
-        torch.exp(u) * (LOG_2 - F.softplus(-log_x)) + torch.exp(a) * (LOG_2 - F.softplus(log_x))
+        LOG_2 * torch.exp(hi)
+        + torch.exp(lo) * (LOG_2 + d - F.softplus(d_kept) * (1 + torch.exp(-d_kept)))
     )
-    # Near x = 1 those two terms almost cancel (the value is about exp(a) (log x)^2 / 8). Written
+    # Near x = 1 those terms almost cancel (the value is about exp(a) (log x)^2 / 8). Written
     # around the midpoint of u and a, the same value is
     #   1/4 (exp(u) - exp(a)) log x - 1/2 (exp(u) + exp(a)) log cosh(log x / 2),
     # two terms that differ by a factor of about 2, with log cosh(z) = log1p(2 sinh(z/2)^2).
     # The clamp only keeps this unused branch finite where |log x| >= 1.
+    log_x = u - a
     log_x_near = log_x.clamp(-1.0, 1.0)
     log_cosh = torch.log1p(2 * torch.sinh(0.25 * log_x_near) ** 2)
     near = (

@@ -94,7 +94,8 @@ class Settings:
                                 "KL(pi || pi_sft)) or k3 per token (KL(pi_sft || pi))",
                                 choices=sorted(KL_ESTIMATORS))
     kl_coef: float | None = setting(None, "beta, the -kl methods' KL coefficient", low=0,
-                                    default_text="--eta, so that k2's optimum is pi*")
+                                    default_text="--eta: grpo-kl's k2 optimum is then pi*, "
+                                    "lad-kl's pi_sft exp(w(A)/beta) / Z (reasoning/methods.py)")
     flowrl_beta: float | None = setting(None, "FlowRL's inverse temperature of r_hat", above=0,
                                         default_text="1 / --eta, LAD's")
     log_z_lr: float = setting(0.1, "Adam learning rate of FlowRL's per-prompt log Z", above=0)

@@ -33,11 +33,11 @@ one arm here, so a "token" is an arm and its entropy is the entropy of the whole
 """
 import torch
 
-from bandit_study.task import (advantage_std, bandit_advantages, entropy, std_at_target,
-                               uniform_policy)
+from bandit_study.task import advantage_std, bandit_advantages, std_at_target, uniform_policy
 from baselines.cov_loss import clip_cov_loss, kl_cov_loss
 from baselines.entadv_loss import entadv_loss
 from baselines.flowrl_loss import flowrl_loss
+from measures.distributions import entropy
 
 BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
 

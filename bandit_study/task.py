@@ -22,12 +22,13 @@ then not unique (see lad_loss.py).
     bandit_advantages(pi_0, center)   A(arm), optionally centred under pi_0
     target_policy(pi_old, A, eta)     pi* = pi_old exp(A/eta) / Z (Lemma 3.1)
     advantage_std(pi, A)              the spread of A under pi; std_at_target: under pi*
-    total_variation(p, q), entropy(p) the distance and spread every chapter reports
     summarise_policy(pi, target)      TV to the target, max arm, entropy, mass in each mode,
-                                      modes recovered
+                                      modes recovered (total_variation and entropy come from
+                                      measures/distributions.py, which the GPT chapter shares)
 """
 import torch
 
+from measures.distributions import entropy, total_variation
 
 N_ARMS = 50
 # The three modes of the advantage distribution: (centre mu, width sigma, weight w). Unequal
@@ -39,18 +40,6 @@ ETA_OF_MIXTURE = 0.25
 # window mu +- 2 sigma (rounded to whole arms).
 MODE_WINDOW_SIGMAS = 2.0
 RECOVERED_FRACTION = 0.5
-
-
-def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """TV distance 1/2 sum |p - q| over the last dimension: 0 for equal distributions, 1 for
-    disjoint ones."""
-    return 0.5 * (p - q).abs().sum(-1)
-
-
-def entropy(p: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in nats over the last dimension (0 log 0 = 0); differentiable, so that it
-    can be a bonus in a loss too."""
-    return -(p * torch.log(p.clamp_min(1e-300 if p.dtype == torch.float64 else 1e-30))).sum(-1)
 
 
 def mixture(n_arms: int = N_ARMS, modes=MODES) -> torch.Tensor:

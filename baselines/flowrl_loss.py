@@ -53,11 +53,12 @@ it, as the paper and the released actor have it. Per completion, with its tokens
 
 and the mean over completions. r_hat is the group-normalised reward (they pass GRPO's advantages),
 beta = 15 in their math recipe.
-  * The importance weight. The paper clips w to [1 - eps, 1 + eps]; an early release computed that
-    clip and then used the unclipped w; the current code truncates it at 10. We truncate at
-    `max_weight` = 10, as the current code does. With one optimiser step per sampled batch
-    (bandit.py, and train_reasoning.py's default) pi = pi_old when the gradient is taken, so w = 1
-    exactly and the choice does not matter there; it matters only from the second step on a batch.
+  * The importance weight. The paper clips w to PPO's [1 - clip_eps, 1 + clip_eps]; an early
+    release computed that clip and then used the unclipped w; the current code truncates it at 10.
+    We truncate at `max_weight` = 10, as the current code does. With one optimiser step per sampled
+    batch (bandit.py, and train_reasoning.py's default) pi = pi_old when the gradient is taken, so
+    w = 1 exactly and the choice does not matter there; it matters only from the second step on a
+    batch.
   * The length normalisation: the residual holds the *mean* of the tokens' log-probabilities, not
     their sum. It changes the target. delta = 0 now reads
         log pi(y) = log pi_ref(y) + |y| * (beta * r_hat(y) - log Z),
@@ -68,6 +69,13 @@ beta = 15 in their math recipe.
   * The normalised reward. r_hat = (r - mean) / std of the group, so the target's temperature is
     std / beta and moves with the spread of the group's rewards; bandit.py says which beta makes its
     fixed point LAD's pi*.
+  * A completion with no unmasked token (TRL's mask_truncated_completions masks a truncated one
+    entirely). The authors average the reward over the same mask as the log-probabilities (they
+    pass it per token), and their masked mean of nothing is 0: such a completion's residual is
+    log Z alone, w = 1, and it still counts in the mean over completions. So here too: its reward
+    is left out, and its (log Z)^2 pulls its prompt's log Z towards 0 (counting the reward would
+    pull it towards beta * r_hat instead, with no token to answer for it). A trainer that wants
+    neither drops such completions before the loss.
 
 The call, at the token level (FlowRL's length-normalised form) or at the sequence level (summed
 log-probabilities [batch]: the plain trajectory balance, whose optimum is pi_ref exp(beta r) / Z
@@ -138,14 +146,17 @@ def flowrl_loss(
         logp_ref = torch.where(mask, logp_ref, torch.zeros_like(logp_ref))
     logp_ref, logp_old = logp_ref.detach(), logp_old.detach()
 
+    rewards = rewards.detach()
     if logp.dim() == 2:  # FlowRL's length normalisation: means over each completion's tokens
         tokens = logp.shape[1] if mask is None else mask.sum(1).clamp(min=1)
         mean_logp, mean_logp_ref = logp.sum(1) / tokens, logp_ref.sum(1) / tokens
         log_ratio = (logp - logp_old).sum(1)  # the weight is the whole completion's ratio
+        if mask is not None:  # a completion with no token left: its reward's mean is 0 too
+            rewards = torch.where(mask.any(1), rewards, torch.zeros_like(rewards))
     else:
         mean_logp, mean_logp_ref, log_ratio = logp, logp_ref, logp - logp_old
 
-    delta = log_z + mean_logp - beta * rewards.detach() - mean_logp_ref
+    delta = log_z + mean_logp - beta * rewards - mean_logp_ref
     # min(ratio, max_weight), taken in log space so that a large ratio cannot overflow first;
     # detached: w reweights the samples, the gradient flows through delta only.
     w = torch.exp(log_ratio.detach().clamp(max=math.log(max_weight)))

@@ -13,9 +13,10 @@ with LAD. For each, derive the optimum on paper first (a Lagrange multiplier for
   go? For which beta does it equal LAD's target when pi_0 is uniform? Is there any beta that does
   when it is not?
 
-  "k3": GRPO + a KL penalty to pi_0, as grpo_loss(..., logp_ref=log pi_0, kl_coef=beta) implements
-  it. Each sample adds the "k3" estimate r - log r - 1, r = pi_0(y)/pi(y), whose value is an unbiased
-  estimate of KL(pi || pi_0) on samples from pi, and the loss is minimised on-policy (pi_old = pi).
+  "k3": GRPO + a KL penalty to pi_0, beta * kl_penalty.k3_penalty(log pi, log pi_0) added to
+  grpo_loss's per-sample loss. Each sample adds the "k3" estimate r - log r - 1,
+  r = pi_0(y)/pi(y), whose value is an unbiased estimate of KL(pi || pi_0) on samples from pi, and
+  the loss is minimised on-policy (pi_old = pi).
   Differentiate the loss with pi_old held fixed, then set pi_old = pi: which divergence's gradient do
   you get? Which optimum does it lead to? (Compare the closed form for "the other direction" in
   lad_loss.py's docstring.)
@@ -40,6 +41,7 @@ import torch
 
 import bandit
 from grpo_loss import grpo_loss
+from kl_penalty import k3_penalty
 from lad_loss import lad_loss
 
 
@@ -54,7 +56,7 @@ def entropy_bonus_optimum(advantages, beta: float) -> torch.Tensor:
 
 
 def k3_penalty_optimum(pi_0, advantages, beta: float) -> torch.Tensor:
-    """Where on-policy GRPO with grpo_loss's k3 penalty (kl_coef = beta, logp_ref = log pi_0) ends.
+    """Where on-policy GRPO with the k3 penalty beta * k3_penalty(log pi, log pi_0) ends.
 
     The closed form has a Lagrange multiplier that you find numerically: a bisection on a bracket
     you can work out from the formula (sum_y pi(y) must be 1) takes a few lines.
@@ -69,6 +71,7 @@ def train_exact(regulariser: str, pi_0, advantages, coef: float, steps: int = 60
       "lad"      lad_loss with eta = coef, pi_old = pi_0 for every step (each arm weighted by pi_0).
       "entropy"  grpo_loss on-policy (pi_old = the current policy, detached; clip_eps=None), each arm
                  weighted by pi_old, minus coef * the entropy of the current policy (bandit.entropy).
-      "k3"       grpo_loss on-policy as above, with logp_ref = log pi_0 and kl_coef = coef.
+      "k3"       grpo_loss on-policy as above, plus coef * kl_penalty.k3_penalty(log pi, log pi_0)
+                 on each arm.
     """
     raise NotImplementedError("exercise 7: write train_exact")

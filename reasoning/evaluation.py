@@ -5,7 +5,7 @@ Every correct answer of a prompt can be enumerated (arithmetic.SumTask.valid_ans
 model's probability of each one is an exact sum of token log-probabilities, with no sampling noise:
 
     total_variation(p, q), entropy(p)       distance and spread, as every chapter reports them
-                                            (defined with the bandit, bandit_study/task.py)
+                                            (measures/distributions.py, shared with the bandit)
     answer_logprobs(model, task, ns)        log pi(y|n) of every correct answer y of every prompt n
     answer_probabilities(model, task, ns)   pi(y|n), the same without a gradient
     large_group_advantages(p)               A+ and A- of a prompt answered correctly with
@@ -39,7 +39,7 @@ import math
 import numpy as np
 import torch
 
-from bandit_study.task import entropy, total_variation
+from measures.distributions import entropy, total_variation
 from reasoning.arithmetic import SumTask
 from tiny_lm import GPT
 

@@ -52,6 +52,7 @@ import torch
 
 import bandit
 from grpo_loss import grpo_loss
+from kl_penalty import k3_penalty
 from lad_loss import lad_loss
 
 
@@ -87,8 +88,9 @@ def train_exact(regulariser: str, pi_0, advantages, coef: float, steps: int = 60
             loss = (pi_0 * per_arm).sum()  # E_{y ~ pi_old}, pi_old = pi_0 for good
         else:
             pi_old = logp.exp().detach()  # on-policy: the ratio is 1, the gradient A * grad log pi
-            k3 = dict(logp_ref=torch.log(pi_0), kl_coef=coef) if regulariser == "k3" else {}
-            per_arm = grpo_loss(logp, logp.detach(), advantages, clip_eps=None, reduction="none", **k3)
+            per_arm = grpo_loss(logp, logp.detach(), advantages, clip_eps=None, reduction="none")
+            if regulariser == "k3":  # the anchor is the caller's to add, per arm
+                per_arm = per_arm + coef * k3_penalty(logp, torch.log(pi_0))
             loss = (pi_old * per_arm).sum()
             if regulariser == "entropy":
                 loss = loss - coef * bandit.entropy(logp.exp())

@@ -151,3 +151,24 @@ def test_bad_input_is_refused_with_the_argument_named(kwargs, match):
                 log_z=torch.zeros(3), rewards=torch.zeros(3), beta=1.0)
     with pytest.raises(ValueError, match=match):
         flowrl_loss(**{**args, **kwargs})
+
+
+def test_a_completion_with_every_token_masked_adds_log_z_squared_and_nothing_of_its_reward():
+    """TRL's mask_truncated_completions masks a truncated completion entirely. The authors' masked
+    means give it a residual of log Z alone (its reward is averaged over the same empty mask), w = 1,
+    and it still counts in the mean. A loss that kept its reward gives (log Z - beta r)^2 instead."""
+    logp = torch.tensor([[-1.0, -2.0], [-0.3, -0.4]], dtype=torch.float64, requires_grad=True)
+    logp_old = torch.tensor([[-1.0, -2.0], [-5.0, -5.0]], dtype=torch.float64)
+    logp_ref = torch.tensor([[-1.5, -1.5], [-0.2, -0.1]], dtype=torch.float64)
+    log_z = torch.tensor([0.2, 0.7], dtype=torch.float64, requires_grad=True)
+    rewards = torch.tensor([0.5, 1.3], dtype=torch.float64)
+    mask = torch.tensor([[True, True], [False, False]])
+    per_completion = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=2.0, mask=mask,
+                                 reduction="none")
+    delta_1 = 0.2 + (-1.0 - 2.0) / 2 - 2.0 * 0.5 - (-1.5)
+    assert per_completion.tolist() == pytest.approx([delta_1**2, 0.7**2], rel=1e-12)
+    mean = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=2.0, mask=mask)
+    assert mean.item() == pytest.approx((delta_1**2 + 0.7**2) / 2, rel=1e-12)  # it still counts
+    mean.backward()
+    assert log_z.grad[1].item() == pytest.approx(0.7, rel=1e-12)  # d/d log Z of (log Z)^2 / 2
+    assert (logp.grad[1] == 0).all()

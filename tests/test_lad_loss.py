@@ -235,6 +235,28 @@ def test_float32_values_and_gradients_are_accurate_against_float64_textbook_form
     assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_precision_holds_in_the_corners_where_log_x_reaches_minus_and_plus_100(name):
+    """logp - logp_old and A/eta each anywhere in [-50, 50], independently, so that log x spans
+    [-100, 100], and the corners themselves. JS's textbook log-space form formed
+    exp(A/eta) * sigmoid(log x), a float32 denormal below log x = -87 times e^50: its gradient
+    was off by 1.7e-4 of its size at u = -49.96, A/eta = 49.93."""
+    gen = torch.Generator().manual_seed(7)
+    u = torch.cat([torch.empty(20000).uniform_(-50, 50, generator=gen),
+                   torch.tensor([-49.96, -50.0, 50.0, -50.0, 50.0, -37.0])])
+    a = torch.cat([torch.empty(20000).uniform_(-50, 50, generator=gen),
+                   torch.tensor([49.93, 50.0, -50.0, -50.0, 50.0, 50.0])])
+    logp = u.clone().requires_grad_(True)
+    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
+                    reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    value, slope = _reference(name, u, a)
+    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
+    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
+    scale = torch.exp(u.double()) * (1 + f_prime.abs())
+    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
+
+
 def test_token_level_broadcasts_sequence_advantages_and_averages_unmasked_tokens():
     gen = torch.Generator().manual_seed(5)
     logp = -torch.rand(3, 4, generator=gen)
@@ -331,3 +353,43 @@ def test_token_level_shape_errors():
         lad_loss(logp, logp, torch.zeros(5))
     with pytest.raises(ValueError, match="mask"):
         lad_loss(logp, logp, torch.zeros(2), mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+# The push on a response sampled from pi_old, ratio * (-f'(x)) = exp(A/eta) * (-x f'(x)), as
+# lad_loss.py's table under "The gradient" writes it, and where each generator turns it round.
+PUSH_OVER_EXP_A = {
+    "js": lambda x: -(x / 2) * math.log(2 * x / (1 + x)),
+    "jf": lambda x: 1 - x - x * math.log(x),
+    "hd": lambda x: math.sqrt(x) - x,
+    "tv": lambda x: -x * math.copysign(0.5, x - 1),
+    "kl": lambda x: -x * (1 + math.log(x)),
+    "rkl": lambda x: 1.0,
+}
+BRAKE_AT_THE_TARGET = {"js", "jf", "hd", "tv"}
+BRAKE_BEFORE_THE_TARGET = {"kl"}  # from x = 1/e on
+NO_BRAKE = {"rkl"}
+
+
+def test_which_generators_brake_js_jf_hd_tv_at_the_target_kl_before_it_reverse_kl_never():
+    """-(d loss / d logp) of one sampled response, on a grid of A/eta and of x = ratio / exp(A/eta)
+    on both sides of the target. A page that says "-f' turns negative beyond the target" for every
+    generator, or a change to a generator, turns this red."""
+    assert BRAKE_AT_THE_TARGET | BRAKE_BEFORE_THE_TARGET | NO_BRAKE == set(NAMES)
+    eta = 0.5
+    for name in NAMES:
+        for a in (-2.0, -0.5, 0.0, 1.0, 3.0):
+            for log_x in (-4.0, -2.0, -1.5, -0.5, -0.1, 0.1, 0.5, 2.0, 4.0):
+                logp = torch.tensor([a + log_x], dtype=torch.float64, requires_grad=True)
+                loss = lad_loss(logp, torch.zeros(1, dtype=torch.float64),
+                                torch.tensor([a * eta], dtype=torch.float64), eta=eta,
+                                divergence=name, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, logp)
+                push = -grad.item()
+                x = math.exp(log_x)
+                assert push == pytest.approx(math.exp(a) * PUSH_OVER_EXP_A[name](x), rel=1e-9)
+                if name in BRAKE_AT_THE_TARGET:
+                    assert (push < 0) == (x > 1), (name, a, log_x)
+                elif name in BRAKE_BEFORE_THE_TARGET:
+                    assert (push < 0) == (x > math.exp(-1)), (name, a, log_x)
+                else:  # the same push at every ratio: nothing turns round
+                    assert push == pytest.approx(math.exp(a), rel=1e-12) and push > 0

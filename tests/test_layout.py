@@ -1,5 +1,6 @@
-"""The repository's shape, read from the code's own imports: the root is the reading order, the
-losses depend on torch and each other only, nothing imports a script, and no two modules import each
+"""The repository's shape, read from the code's own imports: the root is the reading order and a
+chapter reaches no later one, the losses depend on torch and each other only, nothing imports a
+script, the bandit and the GPT chapters need nothing of each other, and no two modules import each
 other in a circle."""
 import ast
 import sys
@@ -17,7 +18,7 @@ LOSSES = {"grpo_loss", "lad_loss", "kl_penalty", "baselines.flowrl_loss", "basel
           "baselines.cov_loss", "baselines.dpg_loss"}
 # Readers of the code, not parts of it: they may import a script.
 READERS = ("tests", "exercises", "solutions")
-SOURCE_FOLDERS = ["baselines", "bandit_study", "reasoning", "cli", "plots", "trl_demo"]
+SOURCE_FOLDERS = ["baselines", "bandit_study", "reasoning", "measures", "cli", "plots", "trl_demo"]
 
 
 def _modules() -> dict[str, Path]:
@@ -63,10 +64,29 @@ def _is_reader(name: str) -> bool:
     return name.split(".")[0] in READERS
 
 
+def _reachable(name: str) -> set[str]:
+    """Every module that importing `name` loads, directly or through others."""
+    seen, stack = set(), [name]
+    while stack:
+        for nxt in GRAPH[stack.pop()] - seen:
+            seen.add(nxt)
+            stack.append(nxt)
+    return seen
+
+
 def test_the_root_holds_the_chapters_and_nothing_else():
     """A helper module dropped at the root (a second utils file, a copy of a loss) turns this red."""
     assert sorted(p.name for p in ROOT.glob("*.py")) == sorted(CHAPTERS)
     assert len(CHAPTERS) <= 8
+
+
+def test_a_chapter_reaches_no_later_chapter():
+    """Read in order, every chapter has met what it imports: grpo_loss.py (the first) pulling in
+    kl_penalty.py (the third) for a KL term, even through a helper module, turns this red."""
+    names = [Path(c).stem for c in CHAPTERS]
+    for i, chapter in enumerate(names):
+        later = set(names[i + 1:]) & _reachable(chapter)
+        assert not later, (chapter, later)
 
 
 def test_the_losses_import_only_torch_and_each_other():
@@ -98,6 +118,23 @@ def test_the_bandit_does_not_pull_in_the_gpt():
     bandit_side = ["bandit"] + [n for n in MODULES if n.startswith("bandit_study")]
     for name in bandit_side:
         assert not {m for m in GRAPH[name] if m.startswith("reasoning") or m == "tiny_lm"}, name
+
+
+def test_the_gpt_does_not_pull_in_the_bandit():
+    """The GPT chapter's modules reach neither bandit.py nor bandit_study/, even through another
+    module: what both chapters measure lives in measures/, below both."""
+    gpt_side = ["train_reasoning", "tiny_lm"] + [n for n in MODULES if n.startswith("reasoning")]
+    for name in gpt_side:
+        reached = {m for m in _reachable(name) if m == "bandit" or m.startswith("bandit_study")}
+        assert not reached, (name, reached)
+
+
+def test_the_shared_measures_import_nothing_of_the_repository():
+    """measures/ sits below both chapters: a measure that imported a chapter's module would tie
+    the other chapter to it again."""
+    for name in MODULES:
+        if name.startswith("measures"):
+            assert GRAPH[name] <= {"measures"}, (name, GRAPH[name])
 
 
 def test_no_circles():
