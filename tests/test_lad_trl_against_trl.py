@@ -108,16 +108,16 @@ def test_the_sampled_batch_can_tell_the_terms_apart(sampled_batch, saved_model, 
 
 
 def ours(model, batch, kl_coef, ratio_times_k3):
-    """grpo_loss on TRL's batch, with log pi_theta from the model's plain forward pass; with
-    ratio_times_k3, its KL term replaced by (pi_theta/pi_old) * k3, TRL's default."""
+    """grpo_loss on TRL's batch, with log pi_theta from the model's plain forward pass, plus the
+    anchor its caller adds: kl_coef times per-token k3, or with ratio_times_k3 k3 weighted by
+    pi_theta / pi_old, TRL's default."""
     logp = reference_logp(model, batch)
     mask = batch["completion_mask"].bool()
     old, ref = batch["old_per_token_logps"], batch["ref_per_token_logps"]
-    if not ratio_times_k3:
-        return grpo_loss(logp, old, batch["advantages"], CLIP_EPS, mask, ref, kl_coef)
-    ratio = torch.exp(logp - old)
+    # the caller adds the anchor (grpo_loss.py): per-token k3, or TRL's ratio * k3
+    weight = torch.exp(logp - old) if ratio_times_k3 else torch.ones_like(logp)
     return (grpo_loss(logp, old, batch["advantages"], CLIP_EPS, mask)
-            + kl_coef * reduce_loss(ratio * k3_penalty(logp, ref), mask, "mean"))
+            + kl_coef * reduce_loss(weight * k3_penalty(logp, ref), mask, "mean"))
 
 
 @pytest.mark.parametrize("beta,bias_correction,ratio_times_k3", [
