@@ -15,8 +15,8 @@ from reasoning.arithmetic import SumTask
 from reasoning.evaluation import answer_probabilities, targets_of
 from reasoning.methods import method_loss
 from reasoning.references import reference_iteration, reference_loss
-from reasoning.rollout import (SFT_SUCCESS_SAMPLES, RandomStreams, minibatches, sample_rollout,
-                               sampled_success, sft_advantages)
+from reasoning.rollout import (SFT_SUCCESS_SAMPLES, minibatches, sample_rollout, sampled_success,
+                               sft_advantages)
 from tiny_lm import GPT, GPTConfig
 
 TASK = SumTask()
@@ -186,7 +186,8 @@ def test_sft_sampled_advantages_reach_the_loss_from_the_sampled_rates_unshifted_
     rates = sampled_success(sft_model, task, torch.Generator().manual_seed(seed + 4))
     table = sft_advantages(sft_model, task, 0.25, success=rates)
     rows_n = [task.train_n[i] for i in batch["prompt_index"].tolist()]
-    want = torch.tensor([table[n][0 if r else 1] for n, r in zip(rows_n, batch["rewards"].tolist())])
+    want = torch.tensor([table[n][0 if r else 1]
+                         for n, r in zip(rows_n, batch["rewards"].tolist())])
     assert torch.equal(batch["advantages"], want)
     assert 0 < batch["rewards"].mean() < 1, "the test needs both A+ and A-"
     # Each of those other sources would give other numbers here.
