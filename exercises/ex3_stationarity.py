@@ -25,7 +25,7 @@ choice of r >= 0 with sum_y pi_old(y) r_y = 1, and
 Then write the four functions below. Divergences are looked up by name in lad_loss.DIVERGENCES,
 whose entries carry f, f' (`f_prime`) and `weighted_f(u, a) = exp(a) f(exp(u - a))`, the form
 lad_loss uses. All tensors are 1-D float64 over the responses, [n]; pi and pi_old are strictly
-positive.
+positive. Where a function returns a float, a 0-d tensor is accepted too.
 
 Check your answer:  python -m pytest exercises/checks/test_ex3_stationarity.py
 """
@@ -51,15 +51,17 @@ def minimise_exact_objective(pi_old, advantages, eta: float,
                              divergence: str) -> tuple[torch.Tensor, list[float]]:
     """Minimise L over softmax policies pi = softmax(theta) numerically, starting at pi = pi_old;
     return the policy pi [n] it ends at and its path: a list of floats, L at the start and then L
-    after each optimiser step, ending with L at the returned pi.
+    after each iteration (each update of theta), ending with L at the returned pi.
 
     L with the exact expectation over the n responses is sum_y pi_old(y) * lad_loss(...) per
-    response (reduction="none"). torch.optim.LBFGS with line_search_fn="strong_wolfe" in float64
-    converges in a few dozen iterations; Adam with a few thousand steps also does.
+    response (reduction="none"). torch.optim.LBFGS with line_search_fn="strong_wolfe" and
+    max_iter=1 (one iteration per step() call) converges in a few dozen calls, in float64; Adam
+    with a few thousand steps also does.
 
-    Why the path: you could write the minimiser down from question 3 without optimising anything,
-    and no check of the end point alone can tell. The point is to watch an optimiser that knows only
-    L land on pi*, so the check also asks where it started and that L came down to L(pi*).
+    Why the path: the closed form of question 3 is the right end point, and no check of the end
+    point alone can tell it from an optimiser's. The exercise is to watch an optimiser that knows
+    only L land on pi*, so the check reads the path: from L(pi_old), down to L(pi*), without a jump
+    onto the minimum that only the closed form could make.
     """
     raise NotImplementedError("exercise 3: write minimise_exact_objective")
 
