@@ -31,8 +31,12 @@ computes exp(a) * f(x) with x = exp(u - a), and grad u = grad log pi.
 
 Then write the functions below, for "js" and "kl". plots/gradient_weights.py reads the same weights
 off autograd on lad_loss and grpo_loss (`gradient_weight(ratios, advantage, method)`); the check
-compares your formulas with it, so do not call it here: derive. Tensors may be float32 or float64
-(return the input's dtype); the check allows float32's precision.
+compares your formulas with it, so derive them: the check runs your functions with autograd
+unavailable, and an answer that reads a weight off autograd (on lad_loss, grpo_loss or
+gradient_weight) fails. Tensors may be float32 or float64: return the input's dtype (torch.where
+with Python numbers returns float32; torch.zeros_like and torch.full_like keep the dtype). The check
+allows float32's precision; stopping_ratio and weight_when_over_confident may return a float or a
+0-d tensor.
 
 Optional, after the lab: questions 1, 4 and 5 for the paper's four other divergences, "rkl", "jf",
 "tv" and "hd" (lad_loss.DIVERGENCES lists their f'). One of the six never stops pushing: which?
