@@ -7,7 +7,10 @@ sampled completions and used as a loss. The objective the anchor is meant to ser
 
 Lemma 3.1's target with beta = eta. kl_penalty.py holds the two estimators the chapter runs:
 `--kl-estimator k2` on the summed log-ratio of each completion, and `--kl-estimator k3` per token,
-as TRL and verl apply it. A penalty's value and its gradient need not point at the same divergence: the
+as verl's `low_var_kl` applies it. (TRL 1.16 by default, use_bias_correction_kl=True, multiplies
+per-token k3 by the ratio pi/pi_old, which carries a gradient even where it equals 1; that product's
+gradient follows KL(pi || pi_ref) at each step, not the KL(pi_ref || pi) of k3 alone: this exercise
+is about k3 alone.) A penalty's value and its gradient need not point at the same divergence: the
 samples are held fixed when the loss is differentiated (no gradient flows through the sampling).
 Exercise 7 found where k3 leads on a bandit. Here the policy writes sequences, exercises/two_token.py's
 tabular pi(y1, y2) = pi1(y1) pi2(y2 | y1), and the question is what "per token" changes.

@@ -8,6 +8,10 @@
          = grad KL(pi || pi_ref), the divergence of the objective E[A] - beta KL(pi || pi_ref).
      k3: E_pi[(1 - pi_ref/pi) grad log pi] = -sum_y pi_ref grad log pi = grad KL(pi_ref || pi).
    k3's *value* is an unbiased estimate of KL(pi || pi_ref); its gradient follows the other direction.
+   TRL 1.16's default (use_bias_correction_kl=True) multiplies k3 by the ratio pi/pi_old, whose
+   value is 1 on-policy but whose gradient is ratio * grad log pi: the product's weight is then
+   c + k3 = log(pi/pi_ref) (pi_ref/pi cancels), k2's weight, and its gradient follows
+   KL(pi || pi_ref) again. verl's low_var_kl is k3 alone.
 
 3. Per token. pi(y) grad log pi(y) = pi(y) (grad log pi1(y1) + grad log pi2(y2|y1)), and token t's
    weight is c(d_t). Summing over y2 first, the t = 1 term gives E_{pi1}[c(d_1) grad log pi1], the
@@ -32,7 +36,7 @@
    Only k2 on the summed log-ratio reaches pi*. This is why the GPT chapter's `--kl-estimator k2`
    (sequence level) is the anchor that, beside GRPO's E[A] at beta = eta, is aimed at pi* (beside
    LAD's term it aims at pi_sft exp(w(A)/beta) / Z instead: reasoning/methods.py), and
-   `--kl-estimator k3` (per token, the trainers' choice) is a named alternative that ends elsewhere: measured on the check's random problem at
+   `--kl-estimator k3` (per token, verl's low_var_kl) is a named alternative that ends elsewhere: measured on the check's random problem at
    beta = 0.5, the four end points lie at TV 0 (k2, sequence), 0.066 (k2, token), 0.089 (k3, sequence)
    and 0.101 (k3, token) from pi*.
 """
