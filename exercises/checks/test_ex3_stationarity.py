@@ -181,7 +181,10 @@ def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
     z = float((PI_OLD * torch.exp(centred / ETA)).sum())
     assert z > 1.3
     target = bandit.target_policy(PI_OLD, centred, ETA)
-    other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
+    try:
+        other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
+    except NotImplementedError:  # question 4 is optional in the lab
+        pytest.skip("optional, not written: tv_minimiser_other_than_target")
     assert other.shape == (6,), \
         f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
     assert (other >= 0).all(), f"a policy's probabilities cannot be negative: {other.tolist()}"
