@@ -139,18 +139,17 @@ def test_the_minimiser_gets_there_by_optimising_from_pi_old(ex3, divergence):
     L(pi*)], or a few optimiser steps that have not converged followed by L(pi*)): an optimiser
     that knows only L cannot jump from far above the minimum onto it in one iteration (LBFGS with
     one iteration an entry and Adam at learning rates 0.01 to 0.1, run on this problem, never went
-    from more than 1e-3 of the descent still to go to less than 1e-9 in one entry); an optimiser started elsewhere than pi_old
-    (theta = 0, the uniform policy); a path that ends before the last step (LBFGS's step() returns
-    L *before* its step); values that are not L, e.g. the mean of lad_loss over the responses
-    instead of the pi_old-weighted sum."""
+    from more than 1e-3 of the descent still to go to less than 1e-9 in one entry); an optimiser
+    started elsewhere than pi_old (theta = 0, the uniform policy); a path that ends before the last
+    step (LBFGS's step() returns L *before* its step); values that are not L, e.g. the mean of
+    lad_loss over the responses instead of the pi_old-weighted sum."""
     pi, path = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
     path = [number(value, f"each entry of the path ({divergence})") for value in path]
     start, minimum = exact_objective(PI_OLD, divergence), exact_objective(TARGET, divergence)
     uniform = exact_objective(torch.full_like(PI_OLD, 1 / 6), divergence)
     assert len(path) >= 2, (
-        f"the path should hold L at the start and after each iteration; got {path} (the "
-        f"closed form of question 3 is the right end point, but the exercise is to reach it by "
-        f"optimising)")
+        f"the path should hold L at the start and after each iteration; got {path} (the closed "
+        "form of question 3 is the right end point, but the exercise is to reach it by optimising)")
     assert_close(path[0], start, f"the path's first value, L(pi_old) for {divergence}",
                  rtol=1e-9, mistakes={"L at the uniform policy: start the optimiser at pi_old, "
                                       "theta = log pi_old": uniform})

@@ -57,9 +57,8 @@ def test_log_space_form_matches_the_textbook_form_in_float64(ex4):
     got, expected = ex4.weighted_f(u, a), textbook(u, a)
     worst = int(((got - expected).abs() / expected.abs().clamp_min(1e-12)).argmax())
     assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12), (
-        f"weighted_f should equal exp(a) (exp(u - a) - 1)^2; at u = {float(u[worst]):.3f}, "
-        f"a = {float(a[worst]):.3f} expected {float(expected[worst]):.6g}, "
-        f"got {float(got[worst]):.6g}")
+        f"weighted_f should equal exp(a) (exp(u - a) - 1)^2; at u = {float(u[worst]):.3f}, a = "
+        f"{float(a[worst]):.3f} expected {float(expected[worst]):.6g}, got {float(got[worst]):.6g}")
 
 
 def test_accurate_near_the_optimum_in_float32(ex4):
