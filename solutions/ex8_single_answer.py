@@ -42,8 +42,8 @@ class SingleAnswerTask(SumTask):
     def is_correct(n: int, completion: str) -> bool:
         # SumTask.is_correct already enforces the format (digits, no leading zeros, a, b >= 1, the
         # end marker); on top of it, only the balanced decomposition counts.
-        return SumTask.is_correct(n,
-                                  completion) and completion == SingleAnswerTask.valid_answers(n)[0]
+        balanced = SingleAnswerTask.valid_answers(n)[0]
+        return SumTask.is_correct(n, completion) and completion == balanced
 
     def sft_data(self, correct_fraction: float):
         """One correct example per training prompt and its near misses; a prompt uniformly, then
