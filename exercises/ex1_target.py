@@ -1,31 +1,26 @@
 """Exercise 1 (easy): the advantage-induced target, computed so that it cannot overflow.
 
-Lemma 3.1 (read the docstring of lad_loss.py first) says that the best trust-region step away from
-the policy pi_old that sampled the data is the policy
+Lemma 3.1 (lad_loss.py's docstring) says that the best trust-region step away from the policy
+pi_old that sampled the data is
 
     pi*(y) = pi_old(y) * exp(A(y) / eta) / Z,        Z = sum_y pi_old(y) * exp(A(y) / eta).
 
-The paper reads this as an equality between two distributions over responses y:
+The paper reads this as an equality between two distributions over responses y,
 
     P_pi(y) = (pi(y) / pi_old(y)) / Z_pi       the policy-induced distribution
     P_A(y)  = exp(A(y) / eta) / Z_A            the advantage-induced distribution
 
-(Z_pi and Z_A make each sum to one), and pi is optimal exactly when P_pi = P_A, that is when pi = pi*.
-LAD is the loss that pulls P_pi onto P_A. Everything else in this repository builds on these three
-distributions, so write them yourself, in the four functions below.
+(Z_pi and Z_A make each sum to one): pi is optimal exactly when P_pi = P_A, that is at pi = pi*.
+Write the four functions below.
 
-The catch is numerical. A / eta is routinely large: with the paper's eta = 1/4 an advantage of 25
-already gives exp(100), which is inf in float32, and inf / inf is nan. The formulas above, typed in
-as they stand, break long before the distributions themselves become extreme. Work with logarithms
-instead: log pi*(y) = log pi_old(y) + A(y)/eta - log Z, and log Z is a "log-sum-exp", which torch
-computes without overflow by factoring out the largest term.
+The catch is numerical. With eta = 1/4 an advantage of 25 gives exp(100), inf in float32, and
+inf / inf is nan. Work with logarithms: log pi* = log pi_old + A/eta - log Z, where log Z is a
+log-sum-exp, which torch computes without overflow.
 
-All tensors are 1-D over the responses (in the bandit: the arms), shape [n]; pi and pi_old are
-strictly positive and sum to one; eta > 0. Return tensors of the input's dtype.
-
-How close is close enough: in float64 the check asks for 1e-12. In float32 a number near 1000 is
-stored only to within about 1e-4 (float32 keeps 7 significant digits), so with A/eta = 1000 it allows
-1.2e-4: any correct method passes, whether it exponentiates log pi* last or calls torch.softmax.
+All tensors are 1-D over the responses, [n]; pi and pi_old are strictly positive and sum to one;
+eta > 0. Return tensors of the input's dtype (float32 in, float32 out; float64 in, float64 out).
+The check asks for 1e-12 in float64 and, at A/eta = 1000 in float32, for float32's spacing near
+1000 (1.2e-4).
 
 Check your answer:  python -m pytest exercises/checks/test_ex1_target.py
 """
@@ -39,7 +34,8 @@ def log_normaliser(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -
 
 def target_policy(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -> torch.Tensor:
     """pi* = pi_old * exp(A/eta) / Z (Lemma 3.1), [n], computed in log space."""
-    raise NotImplementedError("exercise 1: write target_policy (compute log pi* first, exponentiate last)")
+    raise NotImplementedError(
+        "exercise 1: write target_policy (compute log pi* first, exponentiate last)")
 
 
 def advantage_induced(advantages: torch.Tensor, eta: float) -> torch.Tensor:

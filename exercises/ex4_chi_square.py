@@ -9,12 +9,13 @@ lad_loss.Divergence holding four things; read how the six built-in ones are writ
 
   f(x), f_prime(x)  the generator and its derivative, as a reader would write them (for plots and
                     checks; they may overflow for large x).
-  weighted_f(u, a)  what the loss actually computes: exp(a) * f(exp(u - a)), with u = logp - logp_old
+  weighted_f(u, a)  what the loss actually computes: exp(a) * f(exp(u - a)), with u = logp -
+  logp_old
                     and a = A / eta, written so that it neither overflows nor loses precision where
                     the true value is an ordinary float32 number. You must not form x = exp(u - a)
                     on its own: with |u|, |a| <= 50 it reaches e^100, beyond float32's e^88.7, long
-                    before the product does. exp(u) and exp(a) (at most e^50 there) are fine, and the
-                    six built-in divergences use them.
+                    before the product does. exp(u) and exp(a) (at most e^50 there) are fine, and
+                    the six built-in divergences use them.
   strictly_convex   whether Lemma 3.2's minimiser is unique (exercise 3).
 
 Two numerical traps in weighted_f, both worth a minute with pen and paper:
@@ -22,9 +23,10 @@ Two numerical traps in weighted_f, both worth a minute with pen and paper:
     numbers: in float32, exp(1e-5) - 1 keeps about two correct digits. torch.expm1(d) = exp(d) - 1
     computed accurately. Can you write exp(a) * (exp(u - a) - 1)^2 as the square of something that
     uses expm1 and at most exp(a / 2)?
-  * Overflow. The other divergences stay finite in float32 for every |u|, |a| <= 50 (lad_loss's tests
-    check it). Chi-square cannot, whatever you write: for large x the value grows like exp(2u - a).
-    Work out where the true value is larger than float32's largest number (about 3.4e38 = e^88.7),
+  * Overflow. The other divergences stay finite in float32 for every |u|, |a| <= 50 (lad_loss's
+    tests check it). Chi-square cannot, whatever you write: for large x the value grows like exp(2u
+    - a). Work out where the true value is larger than float32's largest number (about 3.4e38 =
+      e^88.7),
     write that as `representable_in_float32`, and say in weighted_f's docstring why no rewriting
     can help there. (Compare: x log x grows like exp(u) * (u - a), much more slowly.)
 

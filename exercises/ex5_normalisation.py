@@ -1,33 +1,25 @@
 """Exercise 5 (medium): swap the advantage normalisation, and see what it changes for LAD and GRPO.
 
-GRPO does not use raw rewards: it normalises them within the group (grpo_loss.group_advantages),
+GRPO normalises rewards within the group (grpo_loss.group_advantages): A_hat = (A - mean(A)) /
+std(A), or A - mean(A) in the "Dr. GRPO" variant. What happens if LAD is fed normalised advantages,
+as a GRPO-style trainer would? Predict first:
 
-    A_hat = (A - mean(A)) / std(A)          or, in the "Dr. GRPO" variant,   A_hat = A - mean(A).
+  1. Subtracting the mean: exercise 1 showed that a constant added to every advantage leaves the
+     target pi_old * exp(A/eta) / Z unchanged.
+  2. Dividing by the standard deviation: write exp(A_hat / eta) in terms of A. Which eta gives the
+     same target with the raw advantages (the effective eta)? Is the bandit's target sharper or
+     flatter after normalisation (its advantages have std 0.48 under pi_0)?
+  3. GRPO maximises E_pi[A_hat]. Does a normalisation that keeps the order of the advantages move
+     its end point?
 
-In bandit.py LAD receives the raw advantages. What happens if LAD is fed normalised ones, as it would
-be in a GRPO-style trainer? Predict first:
+Take the mean and the std under pi_old (each response weighted by pi_old(y); the population std),
+since pi_old is the policy LAD's groups are sampled from. Shapes: pi_old and advantages are [n];
+return [n] tensors, and a float (or a 0-d tensor) for effective_eta; float32 answers pass. Do not
+change the caller's tensors in place.
 
-  1. Subtracting the mean. Exercise 1 showed that adding a constant to every advantage leaves the
-     target pi_old * exp(A/eta) / Z unchanged. So mean-centring changes nothing for LAD's end point.
-  2. Dividing by the standard deviation. Write exp(A_hat / eta) in terms of A. Which eta would give
-     the same target with the raw advantages? Call it the effective eta. Is the bandit's target
-     sharper or flatter after normalisation (its advantages have std of about 0.48 under pi_0)?
-  3. GRPO maximises E_pi[A_hat]. Does any normalisation that keeps the order of the advantages move
-     its end point? What can it change?
-
-Use the exact mean and standard deviation under pi_old (weight each response by pi_old(y); the
-population standard deviation, as if the group were infinitely large). Under pi_old, because that is
-the policy LAD's group is sampled from: here pi_old = pi_0, fixed, so the std is pi_0's (0.48).
-bandit.py's entropy-bonus ablation uses another std, 0.19, taken under pi*: GRPO there is on-policy,
-so at its fixed point its groups come from the policy it ends at, not from pi_0 (exercise 7).
-
-Keep the input's dtype if you like; the check accepts float32 answers too (to float32's precision).
-
-The check trains LAD, with the exact expectation over the bandit's 50 arms, on the advantages your
-normalise_advantages returns and compares the learned policy with predicted_lad_target; it also trains
-GRPO on-policy with mean-only advantages, and looks for predicted_grpo_limit.
-
-Shapes: pi_old and advantages are 1-D [n]. Return [n] tensors (floats for effective_eta).
+The check trains LAD, exactly over the bandit's 50 arms, on your normalise_advantages and compares
+the result with predicted_lad_target; it trains GRPO with mean-only advantages and compares it with
+predicted_grpo_limit.
 
 Check your answer:  python -m pytest exercises/checks/test_ex5_normalisation.py
 """
@@ -42,15 +34,17 @@ def normalise_advantages(advantages, pi_old, divide_by_std: bool = True) -> torc
 
 
 def effective_eta(advantages, pi_old, eta: float) -> float:
-    """The eta at which the raw advantages give LAD the target that the std-normalised ones give at eta."""
+    """The eta at which the raw advantages give LAD the target that the std-normalised ones give
+    at eta."""
     raise NotImplementedError("exercise 5: write effective_eta")
 
 
 def predicted_lad_target(advantages, pi_old, eta: float, divide_by_std: bool) -> torch.Tensor:
-    """Where LAD (pi_old fixed) ends when trained on normalise_advantages(advantages, pi_old, divide_by_std).
+    """Where LAD (pi_old fixed) ends when trained on normalise_advantages(advantages, pi_old,
+    divide_by_std).
 
-    Write it in terms of the raw advantages and effective_eta, not by normalising and calling it done:
-    bandit.target_policy computes a target.
+    Write it with the raw advantages, at eta or at effective_eta (bandit.target_policy computes a
+    target), not by normalising and taking the target of that: the check refuses the shortcut.
     """
     raise NotImplementedError("exercise 5: write predicted_lad_target")
 

@@ -26,15 +26,16 @@ Then write:
                         train_reasoning.main(argv, task=...) takes a task object and the command
                         line as a list of strings. Give it:
                           --quick --seed SEED --threads 1 --methods grpo lad
-                          --out-dir    a folder under workdir for the figures (workdir/plots is fine)
-                          --run-dir    a folder under workdir for the SFT checkpoint
+                          --out-dir    a folder under workdir for the figures (workdir/plots is
+                          fine) --run-dir    a folder under workdir for the SFT checkpoint
                           --metrics-json workdir/metrics.json   (the check reads this file)
                         The check refuses only writes into the repository's own plots/ folder, which
                         holds the committed figures. main returns the metrics: a dict with "sft",
                         "grpo" and "lad", each holding "accuracy", "exact_accuracy",
                         "effective_correct" and "distinct_correct" among others.
 
-Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run: the longest check)
+Check your answer:  python -m pytest exercises/checks/test_ex8_single_answer.py   (one quick run:
+the longest check)
 """
 from pathlib import Path
 
@@ -60,5 +61,6 @@ class SingleAnswerTask(SumTask):
 
 
 def run_quick(workdir: Path, seed: int = 0) -> dict:
-    """train_reasoning.main with --quick (and --threads 1) on SingleAnswerTask; returns its metrics."""
+    """train_reasoning.main with --quick (and --threads 1) on SingleAnswerTask; returns its
+    metrics."""
     raise NotImplementedError("exercise 8: write run_quick")

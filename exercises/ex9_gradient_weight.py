@@ -1,43 +1,31 @@
 """Exercise 9 (medium): LAD's gradient weight against GRPO's clipped advantage, derived and checked.
 
-PPO and GRPO push each sampled response y along ratio * A * grad log pi, ratio = pi_theta(y) /
-pi_old(y), and the clip ends the push once the ratio has moved clip_eps past 1 in the direction A
-points. lad_loss.py's lesson claims that LAD is a policy gradient of the same form, with A replaced
-by a weight -f'(x) that depends on the ratio:
+PPO and GRPO push a sampled response y along ratio * A * grad log pi (ratio = pi_theta(y) /
+pi_old(y)) until the clip ends the push. lad_loss.py's lesson claims that LAD is a policy gradient
+of the same form, with A replaced by a weight that depends on the ratio:
 
     GRPO:  ratio * A * grad log pi        (0 once clipped)
     LAD:   ratio * (-f'(x)) * grad log pi,      x = ratio / exp(A / eta)
 
-Derive that claim, then check it against autograd on the real losses.
+Derive it, for Jensen-Shannon (f'(x) = 1/2 log(2x / (x + 1))) and KL (f'(x) = log x + 1). One
+sample: u = log pi_theta(y) - log pi_old(y), so ratio = e^u and grad u = grad log pi; a = A / eta.
+  1. LAD's loss is exp(a) f(exp(u - a)). Differentiate it in u and write the result as ratio times
+     something; the weight is minus that something (a loss is minimised).
+  2. GRPO's loss is -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A). For which ratios is the
+     weight A, and for which 0? (A > 0 and A < 0 separately.)
+  3. One update per batch: the ratio is 1. Show that LAD is then REINFORCE with the advantage
+     -f'(exp(-A/eta)), for JS 1/2 (softplus(A/eta) - log 2).
+  4. At which ratio is LAD's weight zero, for JS and for KL?
+  5. Its limit as the ratio goes to infinity (the brake on an over-confident response)?
 
-On paper first, for Jensen-Shannon (the paper's choice) and KL (the familiar one). One sample,
-sequence level: u = log pi_theta(y) - log pi_old(y) (so ratio = e^u) and a = A / eta. lad_loss
-computes exp(a) * f(x) with x = exp(u - a), and grad u = grad log pi.
-  1. Differentiate exp(a) f(exp(u - a)) with respect to u. Write the result as ratio times
-     something. A loss is minimised, so the push (the weight on ratio * grad log pi) is minus that
-     something.
-  2. Do the same for GRPO's -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A). For which ratios is
-     the weight A, and for which is it 0? (Treat A > 0 and A < 0 separately.)
-  3. One update per sampled batch: pi_old is the model that just sampled, so the ratio is exactly 1
-     when the gradient is taken. Then GRPO is REINFORCE with advantage A. Show that LAD is REINFORCE
-     with the "advantage" -f'(exp(-A/eta)), and that for Jensen-Shannon,
-     f'(x) = 1/2 log(2x / (x + 1)), it is 1/2 (softplus(A/eta) - log 2). How does it compare with
-     A for a large positive A, and for a large negative one? (Not every run is at ratio 1: the
-     bandit's lad-fixed keeps pi_old at pi_0, and its ratio grows to about 4.)
-  4. Where does each push stop? Find the ratio at which LAD's weight is zero, for JS and for KL
-     (f'(x) = log x + 1). Why do they differ?
-  5. What happens to a response that has become over-confident (ratio -> infinity)? The limit of the
-     weight tells you how hard LAD pulls it back: compare JS with KL.
+Then write the functions below for "js" and "kl". The check compares them with the weights that
+autograd reads off lad_loss and grpo_loss (plots/gradient_weights.py), and runs them with autograd
+unavailable: derive, do not differentiate. Return the input's dtype, float32 or float64
+(torch.where with Python numbers returns float32; torch.full_like keeps the dtype); a float may be
+a 0-d tensor.
 
-Then write the functions below, for "js" and "kl". plots/gradient_weights.py reads the same weights
-off autograd on lad_loss and grpo_loss (`gradient_weight(ratios, advantage, method)`); the check
-compares your formulas with it, so do not call it here: derive. Tensors may be float32 or float64
-(return the input's dtype); the check allows float32's precision.
-
-Optional, after the lab: questions 1, 4 and 5 for the paper's four other divergences, "rkl", "jf",
-"tv" and "hd" (lad_loss.DIVERGENCES lists their f'). One of the six never stops pushing: which?
-Until you do them, let lad_weight, stopping_ratio and weight_when_over_confident raise
-NotImplementedError for those four (the stubs below do): the check then skips them.
+Optional, after the lab: the same for "rkl", "jf", "tv" and "hd" (lad_loss.DIVERGENCES has their
+f'). Until you write them, the stubs' NotImplementedError makes the check skip them.
 
 Check your answer:  python -m pytest exercises/checks/test_ex9_gradient_weight.py
 """
@@ -46,7 +34,8 @@ import torch
 from lad_loss import DIVERGENCES
 
 
-def lad_weight(ratios: torch.Tensor, advantage: float, eta: float, divergence: str) -> torch.Tensor:
+def lad_weight(ratios: torch.Tensor, advantage: float, eta: float,
+               divergence: str) -> torch.Tensor:
     """LAD's weight on ratio * grad log pi for each ratio [n] (question 1). Compute log x first."""
     if divergence in ("js", "kl"):
         raise NotImplementedError("exercise 9: write lad_weight")
@@ -77,4 +66,5 @@ def weight_when_over_confident(divergence: str) -> float:
     decreases without bound. It does not depend on A or eta: why?"""
     if divergence in ("js", "kl"):
         raise NotImplementedError("exercise 9: write weight_when_over_confident")
-    raise NotImplementedError(f"exercise 9, optional: weight_when_over_confident for {divergence}")
+    raise NotImplementedError(
+        f"exercise 9, optional: weight_when_over_confident for {divergence}")

@@ -1,8 +1,9 @@
-"""A tabular two-token policy: completions of a language model, small enough to enumerate (given code).
+"""A tabular two-token policy: completions of a language model, small enough to enumerate (given
+code).
 
-Exercises 11 and 12 ask what a loss applied token by token does to whole completions. A language model
-is far too large to enumerate; this is the smallest policy that still writes a first token and then a
-second one chosen after it:
+Exercises 11 and 12 ask what a loss applied token by token does to whole completions. A language
+model is far too large to enumerate; this is the smallest policy that still writes a first token and
+then a second one chosen after it:
 
     pi(y1, y2) = pi1(y1) * pi2(y2 | y1),        y1, y2 in {0, ..., V - 1},
 
@@ -48,12 +49,13 @@ def minimise(loss, start: torch.Tensor) -> torch.Tensor:
     """The logits that minimise loss(logits), a scalar, found by L-BFGS from `start`, in float64.
 
     The problems of exercises 11 and 12 are smooth, with one minimum over distributions. L-BFGS can
-    stall on them with a stale curvature history (on Jensen-Shannon's token form it stopped 1e-2 away
-    in the probabilities), so each round starts a fresh one, until the largest gradient entry is below
-    1e-9: about 1e-9 in the probabilities, in a few dozen to a few hundred evaluations."""
+    stall on them with a stale curvature history (on Jensen-Shannon's token form it stopped 1e-2
+    away in the probabilities), so each round starts a fresh one, until the largest gradient entry
+    is below 1e-9: about 1e-9 in the probabilities, in a few dozen to a few hundred evaluations."""
     logits = start.detach().to(torch.float64).clone().requires_grad_(True)
     for _ in range(20):
-        optimizer = torch.optim.LBFGS([logits], max_iter=100, tolerance_grad=1e-9, tolerance_change=0,
+        optimizer = torch.optim.LBFGS([logits], max_iter=100, tolerance_grad=1e-9,
+                                      tolerance_change=0,
                                       line_search_fn="strong_wolfe")
 
         def closure():

@@ -21,10 +21,10 @@ pi_k = pi_0 exp(k A / eta) / Z_k.
 
    the odds multiplied by exp(k (A+ - A-) / eta) = exp(k / (eta sqrt(p (1 - p)))) >= e^{2k/eta}.
    From the SFT policy's p = 0.29 at 1/eta = 4, one exact period already gives 0.9996 (the
-   GPT chapter's pi*, whose P(correct) rounds to 1.000). Among the correct answers the shape is pi_sft's,
-   for every k. So compounding is why LAD with a refreshed pi_old has no end point short of "all the
-   mass on the correct answers", like GRPO; it does not explain the collapse among equally correct
-   answers that the GPT runs show: the exact path keeps their proportions.
+   GPT chapter's pi*, whose P(correct) rounds to 1.000). Among the correct answers the shape is
+   pi_sft's, for every k. So compounding is why LAD with a refreshed pi_old has no end point short
+   of "all the mass on the correct answers", like GRPO; it does not explain the collapse among
+   equally correct answers that the GPT runs show: the exact path keeps their proportions.
 
 4. One step per refresh. Then the policy follows the gradient, not the sequence of targets. At
    ratio 1 every response y carries the weight w_y = -f'(exp(-A_y/eta)) (exercise 9), and one plain

@@ -8,8 +8,8 @@ which is the right answer to float precision.
 
 Two facts the check verifies, and why they hold:
   * Adding a constant c to every advantage does not move pi*: it multiplies every weight
-    pi_old * exp(A/eta) by exp(c/eta), and Z by the same factor. log Z shifts by c/eta. This is why a
-    baseline (subtracting the mean advantage) changes Z but never the target.
+    pi_old * exp(A/eta) by exp(c/eta), and Z by the same factor. log Z shifts by c/eta. This is why
+    a baseline (subtracting the mean advantage) changes Z but never the target.
   * P_pi(pi*) = P_A: with pi = pi*, pi/pi_old = exp(A/eta)/Z, and normalising that over y gives
     exp(A/eta)/Z_A. The paper's "P_pi = P_A" and the policy "pi = pi*" are the same statement.
 

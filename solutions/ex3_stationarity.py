@@ -51,7 +51,8 @@ def minimise_exact_objective(pi_old, advantages, eta: float,
                              divergence: str) -> tuple[torch.Tensor, list[float]]:
     logp_old = torch.log(pi_old)
     theta = logp_old.clone().requires_grad_(True)  # start where training starts: pi = pi_old
-    optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-12,
+    # max_iter=1: each step() call is one iteration, so the path has one entry per update
+    optimizer = torch.optim.LBFGS([theta], max_iter=1, tolerance_grad=1e-12,
                                   tolerance_change=1e-15, line_search_fn="strong_wolfe")
 
     def objective():
@@ -67,8 +68,7 @@ def minimise_exact_objective(pi_old, advantages, eta: float,
         return loss
 
     path = [float(objective().detach())]
-    # each call runs up to max_iter more iterations (the curvature history is kept)
-    for _ in range(5):
+    for _ in range(100):  # about 20 iterations reach float64's precision here; the rest stay put
         optimizer.step(closure)  # returns L from *before* its step: evaluate it again after
         path.append(float(objective().detach()))
     return torch.softmax(theta.detach(), -1), path

@@ -1,7 +1,8 @@
 """Solution to exercise 5: normalisation is a temperature for LAD and only a step size for GRPO.
 
-Centring. A_hat = A - m shifts every advantage by the same constant: exp(A_hat/eta) = exp(A/eta) e^(-m/eta),
-and the factor cancels in the normalisation of the target. LAD's end point does not move; only Z does.
+Centring. A_hat = A - m shifts every advantage by the same constant: exp(A_hat/eta) = exp(A/eta)
+e^(-m/eta), and the factor cancels in the normalisation of the target. LAD's end point does not
+move; only Z does.
 
 Scaling. With s = Std_{pi_old}[A],
 
@@ -21,7 +22,8 @@ makes it collapse. On-policy, dividing by s only multiplies the whole gradient b
 Adam, which divides by a running gradient scale, would cancel a constant factor; this one changes
 during training: as the policy concentrates, the rewards under it become alike, the mean-only
 gradient shrinks faster than Adam's running scale adapts, and mean-only GRPO collapses more slowly
-(after the check's 400 exact steps its largest arm holds 0.90 of the mass, std-normalised GRPO's 0.99).
+(after the check's 400 exact steps its largest arm holds 0.90 of the mass, std-normalised GRPO's
+0.99).
 """
 import torch
 
@@ -41,7 +43,8 @@ def normalise_advantages(advantages, pi_old, divide_by_std: bool = True) -> torc
 
 def effective_eta(advantages, pi_old, eta: float) -> float:
     _, std = _mean_and_std(advantages, pi_old)
-    return eta * float(std)  # exp((A - m) / (eta * std)): the raw advantages at temperature eta * std
+    # exp((A - m) / (eta * std)): the raw advantages at temperature eta * std
+    return eta * float(std)
 
 
 def predicted_lad_target(advantages, pi_old, eta: float, divide_by_std: bool) -> torch.Tensor:

@@ -3,8 +3,9 @@
 The predictions.
   * With a 0/1 verifier, Lemma 3.1's target multiplies every correct answer by exp(A+/eta) and every
     wrong one by exp(A-/eta). With one correct answer there is nothing to keep in proportion: the
-    target is "the balanced answer, with most of the mass", and GRPO's end point (all the mass on the
-    best answer) is the same answer. LAD's promise about equally rewarded answers is vacuous here.
+    target is "the balanced answer, with most of the mass", and GRPO's end point (all the mass on
+    the best answer) is the same answer. LAD's promise about equally rewarded answers is vacuous
+    here.
   * The effective number of correct answers is exp(0) = 1 for every model, trivially: the entropy
     over a single answer is 0. Diversity metrics only mean something when several answers are right.
   * If the warm start spread over all N - 1 correct answers, it would write the balanced one with
@@ -17,8 +18,9 @@ The predictions.
 
 What the run shows (the check asserts the parts that are not noise): the warm start is right part of
 the time, both methods raise the accuracy, and every model's effective number of correct answers is
-exactly 1. Whether GRPO or LAD gets there faster in a short run is within seed noise; with one correct
-answer they optimise towards the same policy, so there is no diversity to trade against accuracy.
+exactly 1. Whether GRPO or LAD gets there faster in a short run is within seed noise; with one
+correct answer they optimise towards the same policy, so there is no diversity to trade against
+accuracy.
 """
 from pathlib import Path
 
@@ -38,9 +40,10 @@ class SingleAnswerTask(SumTask):
 
     @staticmethod
     def is_correct(n: int, completion: str) -> bool:
-        # SumTask.is_correct already enforces the format (digits, no leading zeros, a, b >= 1, the end
-        # marker); on top of it, only the balanced decomposition counts.
-        return SumTask.is_correct(n, completion) and completion == SingleAnswerTask.valid_answers(n)[0]
+        # SumTask.is_correct already enforces the format (digits, no leading zeros, a, b >= 1, the
+        # end marker); on top of it, only the balanced decomposition counts.
+        balanced = SingleAnswerTask.valid_answers(n)[0]
+        return SumTask.is_correct(n, completion) and completion == balanced
 
     def sft_data(self, correct_fraction: float):
         """One correct example per training prompt and its near misses; a prompt uniformly, then
@@ -53,7 +56,8 @@ class SingleAnswerTask(SumTask):
             p_prompt = 1 / len(self.train_n)
             texts += [f"{a}+{b}."] + wrong
             ns += [n] * (1 + len(wrong))
-            weight += [p_prompt * correct_fraction] + [p_prompt * (1 - correct_fraction) / len(wrong)] * len(wrong)
+            near_miss = p_prompt * (1 - correct_fraction) / len(wrong)
+            weight += [p_prompt * correct_fraction] + [near_miss] * len(wrong)
         completions, mask = self.completions(texts)
         return self.prompts(ns), completions, mask, torch.tensor(weight)
 

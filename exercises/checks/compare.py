@@ -1,6 +1,9 @@
 """How a check compares an answer with the truth, and says what is wrong when it is not.
 
     assert_close(got, expected, what, mistakes={...})   within a tolerance float32 can meet
+    number(got, what)                                   an answer the statement asks as a float
+    assert_dtype(got, dtype, what)                      the input's dtype, where a statement asks
+    unchanged_inputs(module)                            refuses an answer that edits its arguments
     tv(p, q)                                            the total variation distance of p and q
 
 The tolerance is the one a correct answer computed in float32 can meet (FLOAT32_RTOL, relative to
@@ -9,6 +12,10 @@ float64 answers lose nothing by it. When an answer is wrong and equals a known m
 names the mistake; otherwise it names the first wrong entry (its index and, where the check says,
 its input), what it should be, what came back, and how many entries are wrong.
 """
+import functools
+import inspect
+import numbers
+
 import torch
 
 FLOAT32_EPS = torch.finfo(torch.float32).eps  # 1.2e-7: the relative spacing of float32 numbers
@@ -19,7 +26,9 @@ SHOWN_WHOLE = 12  # a failure lists every entry of a vector up to this long (the
 
 
 def _double(value) -> torch.Tensor:
-    return torch.as_tensor(value).detach().to(torch.float64)
+    # dtype here, not .to() after: torch.as_tensor(1.4179344...) alone rounds a Python float to
+    # float32, and a float64 answer would then be compared with a float32 truth.
+    return torch.as_tensor(value, dtype=torch.float64).detach()
 
 
 def assert_close(got, expected, what: str, rtol: float = FLOAT32_RTOL,
@@ -76,6 +85,67 @@ def _first(wrong: torch.Tensor, got: torch.Tensor, expected: torch.Tensor, entry
 
 def _rounded(values: torch.Tensor) -> list:
     return [round(v, 6) for v in values.reshape(-1).tolist()]
+
+
+def number(got, what: str) -> float:
+    """got as a float, where a statement asks for a float: a Python or numpy number, or a 0-d tensor
+    of any dtype, is what a student would return, and each is taken at its own precision. Anything
+    else fails with a message that says what came back."""
+    if isinstance(got, numbers.Real) and not isinstance(got, bool):
+        return float(got)
+    if isinstance(got, torch.Tensor) and got.dim() == 0 and not got.dtype == torch.bool:
+        return float(got.detach())
+    shape = f" of shape {tuple(got.shape)}" if hasattr(got, "shape") else ""
+    raise AssertionError(
+        f"{what} should be a number (a float, or a 0-d tensor); got a {type(got).__name__}{shape}"
+        + (": return float(t) or t.item() for a one-entry tensor" if shape else ""))
+
+
+def assert_dtype(got, dtype: torch.dtype, what: str) -> None:
+    """The statement asks for the input's dtype: float64 for float64 input, float32 for float32.
+    The value checks convert to float64 before comparing, so only this sees a float32 answer to
+    float64 input (a torch.where with Python numbers, a new tensor of the default dtype) or a
+    float64 answer to float32 input (a computation in float64 not converted back)."""
+    assert isinstance(got, torch.Tensor), \
+        f"{what} should return a tensor, got {type(got).__name__}"
+    assert got.dtype == dtype, (
+        f"{what} returned {got.dtype} for {dtype} input: return the input's dtype (compute in "
+        f"float64 if you like, then convert back with .to(the input's dtype))")
+
+
+class unchanged_inputs:
+    """An exercise's module as a check calls it: each function the module defines runs on the
+    check's tensors and fails if it changed one of them in place (`advantages -= mean`,
+    `pi[0] = ...`). Without this, the check's own truth, computed from the same tensor afterwards,
+    would be wrong too, and the failure would name some other mistake. Everything else the module
+    holds (constants, classes, imported names) passes through unchanged; `.module` is the module."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __getattr__(self, name):
+        value = getattr(self.module, name)
+        if inspect.isfunction(value) and value.__module__ == self.module.__name__:
+            return _guarded(value)
+        return value
+
+
+def _guarded(function):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        bound = inspect.signature(function).bind(*args, **kwargs)
+        before = {name: value.detach().clone() for name, value in bound.arguments.items()
+                  if isinstance(value, torch.Tensor)}
+        result = function(*args, **kwargs)
+        for name, saved in before.items():
+            if not torch.equal(bound.arguments[name].detach(), saved):
+                raise AssertionError(
+                    f"{function.__name__} changed its argument `{name}` in place (an in-place "
+                    f"operation such as -=, /=, .clamp_() or an indexed assignment on the tensor "
+                    f"it was given): the caller's tensor must come back as it was; compute on a "
+                    f"copy ({name}.clone()) or write `{name} = {name} - ...`")
+        return result
+    return call
 
 
 def tv(p, q) -> float:

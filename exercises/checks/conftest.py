@@ -6,13 +6,17 @@
 Both folders hold modules with the same names (ex1_target, ex2_eta_limits, ...). A check asks for
 its module through the `exercise` fixture, at test time rather than when the file is collected: an
 unfinished or broken exercise then fails its own tests with the error it raised (for an untouched
-starter, NotImplementedError("exercise N: ...")) and the other checks still run.
+starter, NotImplementedError("exercise N: ...")) and the other checks still run. Each function of
+the module comes wrapped so that an answer that edits the check's tensors in place fails with that
+mistake's name (compare.unchanged_inputs).
 """
 import importlib
 import sys
 from pathlib import Path
 
 import pytest
+
+from compare import unchanged_inputs
 
 # The repository root, so that `lad_loss`, `bandit`, `exercises` and `solutions` import from
 # wherever pytest is started (pyproject.toml's pythonpath covers runs from the root only).
@@ -32,11 +36,11 @@ def pytest_addoption(parser):
 @pytest.fixture
 def exercise(request):
     """A function: exercise("ex1_target") imports that module from exercises/ or, with --solutions,
-    from solutions/."""
+    from solutions/, its functions guarded against in-place edits of their arguments."""
     folder = "solutions" if request.config.getoption("--solutions") else "exercises"
 
     def load(module_name: str):
-        return importlib.import_module(f"{folder}.{module_name}")
+        return unchanged_inputs(importlib.import_module(f"{folder}.{module_name}"))
 
     return load
 

@@ -6,7 +6,7 @@ import torch
 
 import bandit
 from lad_loss import DIVERGENCES, lad_loss
-from compare import assert_close
+from compare import assert_close, number
 
 STRICT = sorted(name for name, d in DIVERGENCES.items() if d.strictly_convex)
 ETA = 0.5
@@ -39,21 +39,24 @@ def exact_js_objective(pi, pi_old=PI_OLD, advantages=ADVANTAGES):
 
 @pytest.mark.parametrize("divergence", STRICT)
 def test_the_residual_vanishes_at_the_target_and_only_there(ex3, divergence):
-    at_target = ex3.stationarity_residual(TARGET, PI_OLD, ADVANTAGES, ETA, divergence)
+    at_target = number(ex3.stationarity_residual(TARGET, PI_OLD, ADVANTAGES, ETA, divergence),
+                       "stationarity_residual")
     assert at_target < 1e-10, \
         f"at the target every f'(x_y) is the same, so the residual should be ~0, got {at_target}"
     # move 5% of the mass from one response to another: no longer stationary
     moved = TARGET.clone()
     moved[3] -= 0.05
     moved[4] += 0.05
-    residual = ex3.stationarity_residual(moved, PI_OLD, ADVANTAGES, ETA, divergence)
+    residual = number(ex3.stationarity_residual(moved, PI_OLD, ADVANTAGES, ETA, divergence),
+                      "stationarity_residual")
     assert residual > 1e-2, \
         f"5% of the mass moved away from the target: expected a residual > 1e-2, got {residual}"
     # breaking the tie between the two equally good responses is not stationary either
     tilted = TARGET.clone()
     tilted[0] *= 1.2
     tilted[1] = tilted[1] - (tilted.sum() - 1)
-    residual = ex3.stationarity_residual(tilted, PI_OLD, ADVANTAGES, ETA, divergence)
+    residual = number(ex3.stationarity_residual(tilted, PI_OLD, ADVANTAGES, ETA, divergence),
+                      "stationarity_residual")
     assert residual > 1e-3, (f"the tie between two equally good responses broken: expected a "
                              f"residual > 1e-3, got {residual}")
 
@@ -86,7 +89,8 @@ def test_the_residual_is_the_spread_of_f_prime_not_of_x(ex3, divergence):
     if divergence != "kl":  # KL's f'(x) = log x + 1: the spread of log x is its residual
         mistakes["the spread of log x_y: the condition is on f'(x_y), not on log x_y"] = \
             float(log_x.max() - log_x.min())
-    got = ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence)
+    got = number(ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence),
+                 "stationarity_residual")
     assert_close(got, truth, f"stationarity_residual({divergence}) with 5% of the target's mass "
                  f"moved from response 3 to 4, max_y f'(x_y) - min_y f'(x_y)", rtol=1e-9,
                  mistakes=mistakes)
@@ -94,7 +98,8 @@ def test_the_residual_is_the_spread_of_f_prime_not_of_x(ex3, divergence):
 
 @pytest.mark.parametrize("divergence", STRICT + ["tv"])
 def test_lambda_is_f_prime_of_one_over_z(ex3, divergence):
-    lam = ex3.lagrange_multiplier(PI_OLD, ADVANTAGES, ETA, divergence)
+    lam = number(ex3.lagrange_multiplier(PI_OLD, ADVANTAGES, ETA, divergence),
+                 "lagrange_multiplier")
     x = TARGET / (PI_OLD * torch.exp(ADVANTAGES / ETA))  # every x_y at the target
     slopes = DIVERGENCES[divergence].f_prime(x)
     assert torch.allclose(slopes, torch.full_like(x, lam), atol=1e-10), \
@@ -115,7 +120,8 @@ def test_the_numerical_minimiser_is_the_target_and_satisfies_the_condition(ex3, 
     assert pi.shape == (6,), f"expected a policy over the 6 responses, got shape {tuple(pi.shape)}"
     assert float(pi.sum()) == pytest.approx(1.0, abs=1e-12), \
         f"the policy must sum to 1, got {float(pi.sum())}"
-    residual = ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence)
+    residual = number(ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence),
+                      "stationarity_residual")
     assert residual < 1e-5, \
         f"the minimiser should satisfy f'(x_y) = lambda: residual {residual}, expected < 1e-5"
     difference = float((pi - TARGET).abs().max())
@@ -128,22 +134,25 @@ def test_the_numerical_minimiser_is_the_target_and_satisfies_the_condition(ex3, 
 
 @pytest.mark.parametrize("divergence", ["js", "kl"])
 def test_the_minimiser_gets_there_by_optimising_from_pi_old(ex3, divergence):
-    """The path of L from pi_old down to L(pi*). Mistakes it catches: the closed form pi* returned
-    without optimising (its end point is right, so only the path can tell: it has no path); an
-    optimiser started elsewhere than pi_old (theta = 0, the uniform policy); a path that ends
-    before the last step (LBFGS's step() returns L *before* its step); values that are not L,
-    e.g. the mean of lad_loss over the responses instead of the pi_old-weighted sum."""
+    """The path of L from pi_old down to L(pi*), one entry per iteration. Mistakes it catches: the
+    closed form pi* returned without optimising, with or without a made-up path ([L(pi_old),
+    L(pi*)], or a few optimiser steps that have not converged followed by L(pi*)): an optimiser
+    that knows only L cannot jump from far above the minimum onto it in one iteration (LBFGS with
+    one iteration an entry and Adam at learning rates 0.01 to 0.1, run on this problem, never went
+    from more than 1e-3 of the descent still to go to less than 1e-9 in one entry); an optimiser
+    started elsewhere than pi_old (theta = 0, the uniform policy); a path that ends before the last
+    step (LBFGS's step() returns L *before* its step); values that are not L, e.g. the mean of
+    lad_loss over the responses instead of the pi_old-weighted sum."""
     pi, path = ex3.minimise_exact_objective(PI_OLD, ADVANTAGES, ETA, divergence)
-    path = [float(value) for value in path]
-    assert len(path) >= 2, (
-        f"the path should hold L at the start and after each optimiser step; got {path} (the "
-        f"closed form of question 3 is the right end point, but the exercise is to reach it by "
-        f"optimising)")
+    path = [number(value, f"each entry of the path ({divergence})") for value in path]
     start, minimum = exact_objective(PI_OLD, divergence), exact_objective(TARGET, divergence)
     uniform = exact_objective(torch.full_like(PI_OLD, 1 / 6), divergence)
+    assert len(path) >= 2, (
+        f"the path should hold L at the start and after each iteration; got {path} (the closed "
+        "form of question 3 is the right end point, but the exercise is to reach it by optimising)")
     assert_close(path[0], start, f"the path's first value, L(pi_old) for {divergence}",
                  rtol=1e-9, mistakes={"L at the uniform policy: start the optimiser at pi_old, "
-                           "theta = log pi_old": uniform})
+                                      "theta = log pi_old": uniform})
     end = exact_objective(pi, divergence)
     assert path[-1] == pytest.approx(end, rel=1e-9, abs=1e-12), (
         f"the path's last value should be L at the policy returned, {end:.10g}; got "
@@ -153,6 +162,15 @@ def test_the_minimiser_gets_there_by_optimising_from_pi_old(ex3, divergence):
         f"the path goes below the minimum L(pi*) = {minimum:.10g}, to {min(path):.10g}: are these "
         f"values of L = sum_y pi_old(y) exp(A_y/eta) f(x_y)?")
     assert_close(path[-1], minimum, f"where the path ends, L(pi*) for {divergence}", rtol=1e-9)
+    # The share of the descent from L(pi_old) to L(pi*) still to go, after each entry.
+    to_go = [(value - minimum) / (start - minimum) for value in path]
+    for k in range(1, len(path)):
+        assert not (to_go[k - 1] > 1e-3 and to_go[k] < 1e-9), (
+            f"the path jumps in one entry from L = {path[k - 1]:.10g}, {to_go[k - 1]:.1%} of the "
+            f"descent still to go, onto the minimum L(pi*) = {minimum:.10g} (entry {k}): no "
+            f"optimiser that knows only L lands there in one iteration. The path holds L after "
+            f"each iteration (with LBFGS, max_iter=1 in each step() call), not the closed form of "
+            f"question 3 after a few steps")
 
 
 def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
@@ -162,7 +180,10 @@ def test_total_variation_has_other_minimisers_when_z_exceeds_one(ex3):
     z = float((PI_OLD * torch.exp(centred / ETA)).sum())
     assert z > 1.3
     target = bandit.target_policy(PI_OLD, centred, ETA)
-    other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
+    try:
+        other = ex3.tv_minimiser_other_than_target(PI_OLD, centred, ETA)
+    except NotImplementedError:  # question 4 is optional in the lab
+        pytest.skip("optional, not written: tv_minimiser_other_than_target")
     assert other.shape == (6,), \
         f"expected a policy over the 6 responses, got shape {tuple(other.shape)}"
     assert (other >= 0).all(), f"a policy's probabilities cannot be negative: {other.tolist()}"

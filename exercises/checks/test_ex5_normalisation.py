@@ -3,14 +3,16 @@ std.
 
 Answers computed in float32 pass (compare.assert_close's tolerance). Wrong answers it rejects, each
 tried, with the message naming the mistake: an unweighted mean and std (advantages.mean(), .std()),
-the sample std with n - 1, dividing by the variance, effective_eta = eta / std, and a predicted
-target that ignores the std.
+the sample std with n - 1, dividing by the variance, effective_eta = eta / std, a predicted
+target that ignores the std, and one that normalises the advantages and hands them to a target
+(the shortcut predicted_lad_target's docstring rules out). An answer that edits the caller's
+advantages in place fails with that mistake's name (conftest.py's guard).
 """
 import pytest
 import torch
 
 import bandit
-from compare import assert_close, tv
+from compare import assert_close, number, tv
 from grpo_loss import grpo_loss
 
 PI_0 = bandit.uniform_policy()
@@ -102,7 +104,7 @@ def test_dividing_by_the_std_is_a_change_of_eta(ex5):
     eta = 0.7
     mean = (pi_old * advantages).sum()
     std = float((pi_old * (advantages - mean) ** 2).sum().sqrt())
-    assert_close(ex5.effective_eta(advantages, pi_old, eta), eta * std,
+    assert_close(number(ex5.effective_eta(advantages, pi_old, eta), "effective_eta"), eta * std,
                  "effective_eta (the raw advantages at this temperature give the normalised ones' "
                  "target)",
                  mistakes={"eta / std: dividing A by std is multiplying eta by std, "
@@ -116,9 +118,45 @@ def test_dividing_by_the_std_is_a_change_of_eta(ex5):
                      bandit.target_policy(pi_old, normalised, eta),
                      f"predicted_lad_target(divide_by_std={divide_by_std}), the target of the "
                      "normalised advantages", mistakes=mistakes)
-    bandit_eta = ex5.effective_eta(ADVANTAGES, PI_0, ETA)
+    bandit_eta = number(ex5.effective_eta(ADVANTAGES, PI_0, ETA), "effective_eta")
     assert 0.1 < bandit_eta < 0.13, \
         f"the bandit's std under pi_0 is about 0.48, so eta' = 0.25 * 0.48 = 0.12; got {bandit_eta}"
+
+
+@pytest.mark.parametrize("divide_by_std", [False, True])
+def test_the_prediction_is_written_with_the_raw_advantages(ex5, monkeypatch, divide_by_std):
+    """predicted_lad_target's docstring asks for the target of the raw advantages at the effective
+    eta: the exercise is to see that normalising is a change of temperature. Mistake it catches:
+    the shortcut, normalising and handing the result to a target (normalise_advantages called
+    inside it, or bandit.target_policy given advantages that are not the raw ones plus a
+    constant). Its value is right, so no value check can tell."""
+    gen = torch.Generator().manual_seed(2)
+    pi_old = torch.softmax(torch.randn(7, generator=gen, dtype=torch.float64), 0)
+    advantages = 2 * torch.randn(7, generator=gen, dtype=torch.float64)
+    shortcuts = []
+    module, target_policy = ex5.module, bandit.target_policy
+    normalise = module.normalise_advantages
+
+    def recorded_normalise(*args, **kwargs):
+        shortcuts.append("it calls normalise_advantages")
+        return normalise(*args, **kwargs)
+
+    def recorded_target(pi, given, eta):
+        shift = torch.as_tensor(given, dtype=torch.float64) - advantages
+        if float((shift - shift.mean()).abs().max()) > 1e-5 * float(advantages.abs().max()):
+            shortcuts.append("it hands bandit.target_policy advantages that are not the raw ones "
+                             "plus a constant")
+        return target_policy(pi, given, eta)
+
+    monkeypatch.setattr(module, "normalise_advantages", recorded_normalise)
+    monkeypatch.setattr(bandit, "target_policy", recorded_target)
+    if getattr(module, "target_policy", None) is target_policy:  # from bandit import target_policy
+        monkeypatch.setattr(module, "target_policy", recorded_target)
+    ex5.predicted_lad_target(advantages, pi_old, 0.7, divide_by_std)
+    assert not shortcuts, (
+        f"predicted_lad_target(divide_by_std={divide_by_std}) normalises and takes the target of "
+        f"the result ({shortcuts[0]}): write it with the raw advantages, at eta or at "
+        f"effective_eta, as its docstring asks")
 
 
 @pytest.mark.parametrize("divide_by_std", [False, True])
