@@ -26,8 +26,8 @@ class Demo:
 
 
 def test_defaults_flags_lists_and_none():
-    """Each field is a --flag with its type; lists take several values; a None default is resolved by
-    the dataclass, not by the parser."""
+    """Each field is a --flag with its type; lists take several values; a None default is resolved
+    by the dataclass, not by the parser."""
     s = parse_settings(Demo, [])
     assert (s.iterations, s.eta, s.seed, s.methods, s.kl_coef, s.quick) == \
         (4000, 0.25, [0], ["lad", "grpo"], 0.25, False)
@@ -68,7 +68,8 @@ def test_a_bad_value_is_one_line_and_exit_status_2(argv, message, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert len([line for line in err.splitlines() if line.startswith("error") or ": error:" in line]) == 1
+    errors = [line for line in err.splitlines() if line.startswith("error") or ": error:" in line]
+    assert len(errors) == 1
 
 
 @pytest.mark.parametrize("field,value,flag", [

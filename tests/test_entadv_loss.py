@@ -13,7 +13,8 @@ def test_hand_computed_shaped_advantages():
     advantages = torch.tensor([1.0, 1.0, -1.0, -1.0, 0.0])
     entropy = torch.tensor([0.5, 3.0, 0.5, 3.0, 3.0])
     expected = [1.0 + 0.2, 1.0 + 0.5, -1.0 + 0.2, -1.0 + 0.5, 0.0]
-    assert entropy_advantages(advantages, entropy, alpha=0.4, kappa=2.0).tolist() == pytest.approx(expected)
+    assert entropy_advantages(advantages, entropy, alpha=0.4,
+                              kappa=2.0).tolist() == pytest.approx(expected)
 
 
 def test_the_shaped_advantage_never_changes_the_sign_of_a():
@@ -25,7 +26,8 @@ def test_the_shaped_advantage_never_changes_the_sign_of_a():
     for alpha, kappa in [(0.4, 2.0), (10.0, 1.01), (1e3, 1.5)]:
         shaped = entropy_advantages(advantages, entropy, alpha, kappa)
         assert torch.equal(torch.sign(shaped), torch.sign(advantages))
-        assert (shaped.abs() >= advantages.abs() * (1 - 1 / kappa) - 1e-6).all()  # softened by at most 1/kappa
+        # softened by at most 1/kappa
+        assert (shaped.abs() >= advantages.abs() * (1 - 1 / kappa) - 1e-6).all()
 
 
 def test_at_ratio_one_the_gradient_is_the_policy_gradient_of_the_shaped_advantage():
@@ -48,7 +50,8 @@ def test_the_entropy_is_a_constant_and_alpha_zero_gives_grpo_back():
     entropy = -(log_pi.exp() * log_pi).sum(-1)  # [3, 4], computed with the gradient attached
     logp = log_pi[..., 0]
     advantages = torch.tensor([0.5, -1.0, 2.0])
-    (grad,) = torch.autograd.grad(entadv_loss(logp, logp.detach(), advantages, entropy), logits, retain_graph=True)
+    (grad,) = torch.autograd.grad(entadv_loss(logp, logp.detach(), advantages, entropy), logits,
+                                  retain_graph=True)
     shaped = entropy_advantages(advantages[:, None].expand(3, 4), entropy.detach())
     (expected,) = torch.autograd.grad(grpo_loss(logp, logp.detach(), shaped), logits)
     assert torch.allclose(grad, expected)
@@ -68,8 +71,8 @@ def test_masked_tokens_count_for_nothing_even_with_a_nan_entropy():
 
 
 def test_on_one_decision_its_end_point_is_grpos_point_mass_on_the_best_response():
-    """Every response has the same entropy when there is one decision, and A~ is increasing in A: the
-    exact on-policy updates end on the best response, as GRPO's do (the docstring's claim)."""
+    """Every response has the same entropy when there is one decision, and A~ is increasing in A:
+    the exact on-policy updates end on the best response, as GRPO's do (the docstring's claim)."""
     advantages = torch.tensor([0.2, 1.0, 0.9, -0.5])
     logits = torch.zeros(4, requires_grad=True)
     optimizer = torch.optim.Adam([logits], lr=0.2)
@@ -79,7 +82,8 @@ def test_on_one_decision_its_end_point_is_grpos_point_mass_on_the_best_response(
         centred = advantages - (pi * advantages).sum()
         centred = centred / ((pi * centred**2).sum().sqrt() + 1e-6)
         entropy = -(pi * logp.detach()).sum().expand(4)
-        loss = (pi * entadv_loss(logp, logp.detach(), centred, entropy, clip_eps=None, reduction="none")).sum()
+        loss = (pi * entadv_loss(logp, logp.detach(), centred, entropy, clip_eps=None,
+                                 reduction="none")).sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -95,6 +99,7 @@ def test_on_one_decision_its_end_point_is_grpos_point_mass_on_the_best_response(
     (dict(reduction="max"), "reduction"),
 ])
 def test_bad_input_is_refused_with_the_argument_named(kwargs, match):
-    args = dict(logp=torch.zeros(2, 3), logp_old=torch.zeros(2, 3), advantages=torch.zeros(2), entropy=torch.ones(2, 3))
+    args = dict(logp=torch.zeros(2, 3), logp_old=torch.zeros(2, 3), advantages=torch.zeros(2),
+                entropy=torch.ones(2, 3))
     with pytest.raises(ValueError, match=match):
         entadv_loss(**{**args, **kwargs})

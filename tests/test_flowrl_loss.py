@@ -1,6 +1,6 @@
-"""Tests of flowrl_loss.py: the value by hand, the gradient's direction, the length normalisation and
-the masks, the importance weight, bad input, float32 extremes, and the optimum on an enumerable case
-(the policy reaches pi_ref exp(beta r) / Z and the learned log Z the true log Z)."""
+"""Tests of flowrl_loss.py: the value by hand, the gradient's direction, the length normalisation
+and the masks, the importance weight, bad input, float32 extremes, and the optimum on an enumerable
+case (the policy reaches pi_ref exp(beta r) / Z and the learned log Z the true log Z)."""
 import math
 
 import pytest
@@ -25,7 +25,8 @@ def test_hand_computed_value_at_the_token_level_with_a_mask():
     expected = (w_1 * delta_1**2 + w_2 * delta_2**2) / 2
     got = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=beta, mask=mask)
     assert got.item() == pytest.approx(expected, rel=1e-12)
-    per_completion = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=beta, mask=mask, reduction="none")
+    per_completion = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=beta, mask=mask,
+                                 reduction="none")
     assert per_completion.tolist() == pytest.approx([w_1 * delta_1**2, w_2 * delta_2**2], rel=1e-12)
 
 
@@ -45,15 +46,16 @@ def test_one_token_completions_give_the_sequence_form():
     logp, logp_old, logp_ref = (-torch.rand(5, generator=gen) for _ in range(3))
     log_z, rewards = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
     sequence = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=3.0, reduction="none")
-    token = flowrl_loss(logp[:, None], logp_old[:, None], logp_ref[:, None], log_z, rewards, beta=3.0,
+    token = flowrl_loss(logp[:, None], logp_old[:, None], logp_ref[:, None], log_z, rewards,
+                        beta=3.0,
                         reduction="none")
     assert torch.allclose(sequence, token)
 
 
 def test_gradient_direction_on_two_outcomes():
-    """pi_ref uniform over two outcomes, r = (+1, -1), log Z at its true value: from the uniform policy
-    the step raises the rewarded outcome; a policy already sharper than the target is pulled back;
-    and a log Z above the true one is lowered."""
+    """pi_ref uniform over two outcomes, r = (+1, -1), log Z at its true value: from the uniform
+    policy the step raises the rewarded outcome; a policy already sharper than the target is pulled
+    back; and a log Z above the true one is lowered."""
     beta = 1.0
     rewards = torch.tensor([1.0, -1.0], dtype=torch.float64)
     logp_ref = torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64))
@@ -64,23 +66,27 @@ def test_gradient_direction_on_two_outcomes():
         log_z = log_z.clone().requires_grad_(True)
         logp = torch.log_softmax(logits, 0)
         pi = logp.exp().detach()
-        per_outcome = flowrl_loss(logp, logp.detach(), logp_ref, log_z.expand(2), rewards, beta=beta, reduction="none")
+        per_outcome = flowrl_loss(logp, logp.detach(), logp_ref, log_z.expand(2), rewards,
+                                  beta=beta, reduction="none")
         (pi * per_outcome).sum().backward()  # the expectation over samples of the current policy
         return logits.grad, log_z.grad
 
     grad, _ = gradients(torch.zeros(2, dtype=torch.float64), true_log_z)
     assert grad[0] < 0 < grad[1]  # gradient descent raises outcome 0
     target_logit_gap = 2 * beta  # pi* = (e, 1/e) / Z: logits differ by 2 beta
-    grad, _ = gradients(torch.tensor([target_logit_gap + 1.0, 0.0], dtype=torch.float64), true_log_z)
+    grad, _ = gradients(torch.tensor([target_logit_gap + 1.0, 0.0], dtype=torch.float64),
+                        true_log_z)
     assert grad[0] > 0 > grad[1]  # sharper than the target: pushed back
-    _, grad_z = gradients(torch.tensor([target_logit_gap, 0.0], dtype=torch.float64), true_log_z + 0.5)
+    _, grad_z = gradients(torch.tensor([target_logit_gap, 0.0], dtype=torch.float64),
+                          true_log_z + 0.5)
     assert grad_z > 0  # log Z too large: lowered
 
 
 def test_the_optimum_is_pi_ref_times_exp_beta_r_over_z_and_log_z_is_learned():
-    """Five outcomes, exact expectation over the current policy (on-policy, w = 1), Adam on the logits
-    and log Z: the policy reaches pi_ref exp(beta r) / Z and log Z the true log partition function.
-    A flipped sign of the reward, a dropped log pi_ref or a log Z without gradient each fail it."""
+    """Five outcomes, exact expectation over the current policy (on-policy, w = 1), Adam on the
+    logits and log Z: the policy reaches pi_ref exp(beta r) / Z and log Z the true log partition
+    function. A flipped sign of the reward, a dropped log pi_ref or a log Z without gradient each
+    fail it."""
     gen = torch.Generator().manual_seed(3)
     pi_ref = torch.softmax(torch.randn(5, generator=gen, dtype=torch.float64), 0)
     rewards = torch.tensor([1.0, 0.5, 0.5, -0.3, -1.2], dtype=torch.float64)
@@ -90,7 +96,8 @@ def test_the_optimum_is_pi_ref_times_exp_beta_r_over_z_and_log_z_is_learned():
     optimizer = torch.optim.Adam([logits, log_z], lr=0.1)
     for _ in range(400):
         logp = torch.log_softmax(logits, 0)
-        per_outcome = flowrl_loss(logp, logp.detach(), pi_ref.log(), log_z.expand(5), rewards, beta=beta,
+        per_outcome = flowrl_loss(logp, logp.detach(), pi_ref.log(), log_z.expand(5), rewards,
+                                  beta=beta,
                                   reduction="none")
         loss = (logp.exp().detach() * per_outcome).sum()
         optimizer.zero_grad()
@@ -102,14 +109,15 @@ def test_the_optimum_is_pi_ref_times_exp_beta_r_over_z_and_log_z_is_learned():
 
 
 def test_the_importance_weight_is_detached_and_truncated_at_max_weight():
-    """The gradient is w * 2 delta d(delta), with w = min(ratio, max_weight) a constant: a weight that
-    kept its gradient would add delta^2 dw, an untruncated one would be e^3 = 20 here."""
+    """The gradient is w * 2 delta d(delta), with w = min(ratio, max_weight) a constant: a weight
+    that kept its gradient would add delta^2 dw, an untruncated one would be e^3 = 20 here."""
     logp = torch.tensor([-1.0, -1.0], dtype=torch.float64, requires_grad=True)
     logp_old = torch.tensor([-1.5, -4.0], dtype=torch.float64)  # ratios e^0.5 and e^3
     logp_ref = torch.tensor([-2.0, -0.5], dtype=torch.float64)
     log_z = torch.tensor([0.2, 0.2], dtype=torch.float64, requires_grad=True)
     rewards = torch.tensor([0.3, -0.4], dtype=torch.float64)
-    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=2.0, max_weight=10.0, reduction="sum")
+    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=2.0, max_weight=10.0,
+                       reduction="sum")
     loss.backward()
     delta = log_z.detach() + logp.detach() - 2.0 * rewards - logp_ref
     w = torch.tensor([math.exp(0.5), 10.0], dtype=torch.float64)
@@ -123,7 +131,8 @@ def test_rewards_logp_old_and_logp_ref_are_constants_and_padding_cannot_poison_t
     logp_ref = torch.tensor([[-0.8, -float("inf")]], requires_grad=True)
     rewards = torch.tensor([0.5], requires_grad=True)
     log_z = torch.zeros(1, requires_grad=True)
-    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=1.0, mask=torch.tensor([[True, False]]))
+    mask = torch.tensor([[True, False]])
+    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=1.0, mask=mask)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logp.grad).all() and logp.grad[0, 1] == 0
     assert logp_old.grad is None and logp_ref.grad is None and rewards.grad is None
@@ -133,7 +142,8 @@ def test_rewards_logp_old_and_logp_ref_are_constants_and_padding_cannot_poison_t
 def test_float32_extremes_give_a_finite_loss_and_gradient():
     logp = torch.tensor([-60.0, -1e-6, -30.0], requires_grad=True)
     logp_old = torch.tensor([-1e-6, -60.0, -30.0])  # ratios e^-60, e^60 (truncated), 1
-    loss = flowrl_loss(logp, logp_old, torch.tensor([-1e-6, -60.0, -5.0]), torch.tensor([0.0, 50.0, -50.0]),
+    loss = flowrl_loss(logp, logp_old, torch.tensor([-1e-6, -60.0, -5.0]), torch.tensor([0.0, 50.0,
+                                                                                         -50.0]),
                        torch.tensor([3.0, -3.0, 0.0]), beta=15.0)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logp.grad).all()
@@ -155,8 +165,9 @@ def test_bad_input_is_refused_with_the_argument_named(kwargs, match):
 
 def test_a_completion_with_every_token_masked_adds_log_z_squared_and_nothing_of_its_reward():
     """TRL's mask_truncated_completions masks a truncated completion entirely. The authors' masked
-    means give it a residual of log Z alone (its reward is averaged over the same empty mask), w = 1,
-    and it still counts in the mean. A loss that kept its reward gives (log Z - beta r)^2 instead."""
+    means give it a residual of log Z alone (its reward is averaged over the same empty mask), w =
+    1, and it still counts in the mean. A loss that kept its reward gives (log Z - beta r)^2
+    instead."""
     logp = torch.tensor([[-1.0, -2.0], [-0.3, -0.4]], dtype=torch.float64, requires_grad=True)
     logp_old = torch.tensor([[-1.0, -2.0], [-5.0, -5.0]], dtype=torch.float64)
     logp_ref = torch.tensor([[-1.5, -1.5], [-0.2, -0.1]], dtype=torch.float64)

@@ -37,20 +37,25 @@ def test_a_constant_group_gets_exactly_zero_for_any_eps(eps):
     so the rounding error divided by a std of the same size came out as an advantage of 0.19."""
     for value in [0.7, 3.3, -2.9, 1 / 3, 1e6 + 0.1]:
         for group_size in (3, 8):
-            rewards = torch.cat([torch.full((group_size,), value), torch.arange(group_size, dtype=torch.float32)])
+            steps = torch.arange(group_size, dtype=torch.float32)
+            rewards = torch.cat([torch.full((group_size,), value), steps])
             adv = group_advantages(rewards, group_size, eps=eps)
-            assert torch.equal(adv[:group_size], torch.zeros(group_size)), (value, group_size, adv[:group_size])
+            assert torch.equal(adv[:group_size], torch.zeros(group_size)), (value, group_size,
+                                                                            adv[:group_size])
             assert adv[group_size:].abs().max() > 0  # the varied group keeps its signal
             assert torch.isfinite(adv).all()
 
 
 def test_eps_is_added_to_the_std_with_a_margin_a_test_can_see():
     """With the default eps = 1e-6 a bug that ignored eps is off by about 1e-6, invisible to a loose
-    tolerance. Here ignoring eps is off by 0.18 (eps = 0.5) and adding it to the variance by 0.11."""
+    tolerance. Here ignoring eps is off by 0.18 (eps = 0.5) and adding it to the variance by
+    0.11."""
     rewards = torch.tensor([0.0, 2.0], dtype=torch.float64)  # mean 1, unbiased std sqrt(2)
     for eps in (0.0, 0.5, 2.0):
         expected = 1 / (math.sqrt(2) + eps)
-        assert group_advantages(rewards, 2, eps=eps).tolist() == pytest.approx([-expected, expected], rel=1e-12)
+        assert group_advantages(rewards, 2, eps=eps).tolist() == pytest.approx([-expected,
+                                                                                expected],
+                                                                                rel=1e-12)
 
 
 @pytest.mark.parametrize("eps", [-1e-6, float("nan"), float("inf")])
@@ -120,10 +125,10 @@ def test_at_ratio_one_the_gradient_is_the_vanilla_policy_gradient():
 
 def test_tied_answers_every_split_maximises_expected_advantage_but_the_steps_favour_the_larger():
     """Two equally good answers (A = 1) and a worse one. Every split of the mass between the two
-    maximises E[A], so the objective leaves their proportions open; the policy-gradient steps do not:
-    each raises a logit by pi(y) (A - E[A]), so the more probable tied answer gains faster and the
-    gap between the two grows (grpo_loss.py's docstring). A loss whose gradient were not A * grad
-    log pi at ratio 1, or had the sign flipped, would not do this."""
+    maximises E[A], so the objective leaves their proportions open; the policy-gradient steps do
+    not: each raises a logit by pi(y) (A - E[A]), so the more probable tied answer gains faster and
+    the gap between the two grows (grpo_loss.py's docstring). A loss whose gradient were not A *
+    grad log pi at ratio 1, or had the sign flipped, would not do this."""
     advantages = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
     for split in (0.0, 0.3, 0.5, 1.0):
         pi = torch.tensor([split, 1 - split, 0.0], dtype=torch.float64)
@@ -139,7 +144,8 @@ def test_tied_answers_every_split_maximises_expected_advantage_but_the_steps_fav
         assert torch.allclose(-grad, pi * (advantages - expected_a), rtol=1e-12)
         with torch.no_grad():
             theta -= 1.0 * grad
-        gaps.append(float(theta[0].detach() - theta[1].detach()))  # log(pi(answer 0) / pi(answer 1))
+        # log(pi(answer 0) / pi(answer 1))
+        gaps.append(float(theta[0].detach() - theta[1].detach()))
     assert all(later > earlier for earlier, later in zip(gaps, gaps[1:]))
     assert gaps[-1] > 1.0  # from 0.3: the tie's proportions, 57:43 at the start, are now 81:18
 
@@ -152,7 +158,8 @@ def test_token_level_mask_mean():
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
     per_token = grpo_loss(logp, logp_old, advantages, reduction="none")
     assert per_token.shape == (2, 5)
-    assert grpo_loss(logp, logp_old, advantages, mask=mask).item() == pytest.approx(per_token[mask].mean().item())
+    assert grpo_loss(logp, logp_old, advantages,
+                     mask=mask).item() == pytest.approx(per_token[mask].mean().item())
 
 
 def test_token_level_mask_gives_the_hand_computed_loss_and_no_gradient_to_padding():
@@ -160,7 +167,8 @@ def test_token_level_mask_gives_the_hand_computed_loss_and_no_gradient_to_paddin
     Bugs it catches: the mean taken over every token instead of the unmasked ones; padding not
     replaced before exp (exp(-inf - -inf) = NaN poisons the sum and the gradient); the broadcast of
     one advantage per sequence over the wrong axis."""
-    logp_values = torch.tensor([[-1.0, -0.5, -float("inf")], [-2.0, -0.1, -0.3]], dtype=torch.float64)
+    logp_values = torch.tensor([[-1.0, -0.5, -float("inf")], [-2.0, -0.1, -0.3]],
+                               dtype=torch.float64)
     logp_old = torch.tensor([[-1.2, -0.5, -float("inf")], [-1.0, -0.2, -0.3]], dtype=torch.float64)
     advantages = torch.tensor([1.5, -0.5], dtype=torch.float64)
     mask = torch.tensor([[True, True, False], [True, True, True]])
@@ -173,7 +181,8 @@ def test_token_level_mask_gives_the_hand_computed_loss_and_no_gradient_to_paddin
     per_token = [-min(r * a, min(max(r, 0.8), 1.2) * a) for r, a in zip(ratios, token_advantages)]
     assert loss.item() == pytest.approx(sum(per_token) / 5, rel=1e-12)
     # d/dlogp of -r A is -r A / 5 where the unclipped term is the one taken, 0 where the clip acts
-    # (ratio e^0.2 = 1.22 > 1.2 with A > 0, and e^-1 = 0.37 < 0.8 with A < 0); padding gets exactly 0
+    # (ratio e^0.2 = 1.22 > 1.2 with A > 0, and e^-1 = 0.37 < 0.8 with A < 0); padding gets exactly
+    # 0
     expected_grad = torch.tensor([[0.0, -1.5 / 5, 0.0], [0.0, 0.5 * ratios[3] / 5, 0.5 / 5]],
                                  dtype=torch.float64)
     assert torch.allclose(logp.grad, expected_grad, rtol=1e-12, atol=0)

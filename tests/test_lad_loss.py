@@ -1,5 +1,6 @@
 """Tests of lad_loss.py: generator values and convexity, the log-space form against the textbook
-form, the gradient against its analytic expression, Lemma 3.2's minimiser, float32 extremes, errors."""
+form, the gradient against its analytic expression, Lemma 3.2's minimiser, float32 extremes,
+errors."""
 import math
 
 import pytest
@@ -93,7 +94,8 @@ def test_js_equals_the_jensen_shannon_divergence_between_normalised_distribution
     target = torch.softmax(torch.randn(6, generator=gen, dtype=torch.float64), 0)
     # choose A so that P_A = pi_old * exp(A / eta) is already normalised and equal to `target`
     advantages = eta * torch.log(target / pi_old)
-    per_arm = lad_loss(pi.log(), pi_old.log(), advantages, eta=eta, divergence="js", reduction="none")
+    per_arm = lad_loss(pi.log(), pi_old.log(), advantages, eta=eta, divergence="js",
+                       reduction="none")
     objective = (pi_old * per_arm).sum()
     m = 0.5 * (pi + target)
     js = 0.5 * (pi * (pi / m).log()).sum() + 0.5 * (target * (target / m).log()).sum()
@@ -123,7 +125,8 @@ def test_gradient_equals_f_prime_times_ratio_times_grad_log_pi(name):
 
 
 def _exact_objective(theta, pi_old, advantages, eta, name):
-    """L_LAD with the exact expectation over a small categorical: sum_y pi_old(y) exp(A/eta) f(x_y)."""
+    ("""L_LAD with the exact expectation over a small categorical: sum_y pi_old(y) exp(A/eta)
+    f(x_y).""")
     logp = torch.log_softmax(theta, 0)
     per_arm = lad_loss(logp, pi_old.log(), advantages, eta=eta, divergence=name, reduction="none")
     return (pi_old * per_arm).sum()
@@ -152,7 +155,8 @@ def test_lemma_3_2_minimiser_is_pi_old_times_exp_advantage_over_eta(name):
     expected = pi_old * torch.exp(advantages / eta)
     expected = expected / expected.sum()
     assert torch.allclose(learned, expected, atol=1e-6)
-    assert (learned[0] / learned[1]).item() == pytest.approx((pi_old[0] / pi_old[1]).item(), rel=1e-5)
+    assert (learned[0] / learned[1]).item() == pytest.approx((pi_old[0] / pi_old[1]).item(),
+                                                             rel=1e-5)
 
 
 def test_tv_target_is_a_minimiser_but_not_the_only_one():
@@ -168,7 +172,8 @@ def test_tv_target_is_a_minimiser_but_not_the_only_one():
     # Moving mass between two arms that are both above their target (x >= 1) does not change the
     # TV objective: flat directions, so the minimiser of a sampled objective is not pinned down.
     pi = torch.tensor([0.3, 0.3, 0.1, 0.1, 0.1, 0.1], dtype=torch.float64)
-    advantages = eta * torch.log(torch.tensor([0.2, 0.2, 0.15, 0.15, 0.15, 0.15], dtype=torch.float64) / pi_old)
+    advantages = eta * torch.log(torch.tensor([0.2, 0.2, 0.15, 0.15, 0.15, 0.15],
+                                              dtype=torch.float64) / pi_old)
     moved = torch.tensor([0.35, 0.25, 0.1, 0.1, 0.1, 0.1], dtype=torch.float64)
     a = _exact_objective(pi.log(), pi_old, advantages, eta, "tv")
     b = _exact_objective(moved.log(), pi_old, advantages, eta, "tv")
@@ -189,7 +194,8 @@ def test_float32_extremes_give_finite_loss_and_gradient(name):
     logp = (logp_old + u).reshape(-1).requires_grad_(True)
     advantages = (a * eta).reshape(-1)
     for reduction in ("none", "mean", "sum"):
-        loss = lad_loss(logp, logp_old.reshape(-1), advantages, eta=eta, divergence=name, reduction=reduction)
+        loss = lad_loss(logp, logp_old.reshape(-1), advantages, eta=eta, divergence=name,
+                        reduction=reduction)
         assert torch.isfinite(loss).all()
         (grad,) = torch.autograd.grad(loss.sum(), logp)
         assert torch.isfinite(grad).all()
@@ -226,12 +232,14 @@ def test_float32_values_and_gradients_are_accurate_against_float64_textbook_form
     a = torch.empty(20000).uniform_(-40, 40, generator=gen)
     u = (a + torch.empty(20000).uniform_(-spread, spread, generator=gen)).clamp(-50, 50)
     logp = u.clone().requires_grad_(True)
-    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name, reduction="none")
+    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
+                    reduction="none")
     (grad,) = torch.autograd.grad(loss.sum(), logp)
     value, slope = _reference(name, u, a)
     assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
     # the gradient's natural scale is exp(u) (1 + |f'(x)|): it crosses zero where f'(x) does
-    scale = torch.exp(u.double()) * (1 + DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double())).abs())
+    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
+    scale = torch.exp(u.double()) * (1 + f_prime.abs())
     assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
 
 
@@ -304,7 +312,8 @@ def test_masked_padding_cannot_poison_the_loss():
 
 
 def test_an_all_masked_batch_gives_zero_not_nan():
-    loss = lad_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2), mask=torch.zeros(2, 3, dtype=torch.bool))
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    loss = lad_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2), mask=mask)
     assert loss.item() == 0.0
 
 

@@ -36,7 +36,8 @@ def test_distribution_draws_the_target_and_one_bar_per_outcome_per_method(tmp_pa
 
 
 def test_the_target_outline_covers_the_whole_of_the_first_and_last_bars():
-    """The outline used to run from the first bar's centre to the last one's, leaving half of each out."""
+    ("""The outline used to run from the first bar's centre to the last one's, leaving half of each
+    out.""")
     fig, ax = plt.subplots()
     target = [0.2, 0.3, 0.5]
     plot_distribution(ax, target, {"lad": [0.2, 0.3, 0.5]})
@@ -44,7 +45,8 @@ def test_the_target_outline_covers_the_whole_of_the_first_and_last_bars():
     xs, ys = outline.get_xdata(), outline.get_ydata()
     assert (min(xs), max(xs)) == (-0.5, 2.5)
     assert ys[0] == 0.2 and ys[-1] == 0.5  # the first and the last bar's height at the outer edges
-    assert "pi^*" in ax.get_legend_handles_labels()[1][0]  # the drawn target is pi*, not the paper's P_A
+    # the drawn target is pi*, not the paper's P_A
+    assert "pi^*" in ax.get_legend_handles_labels()[1][0]
     plt.close(fig)
 
 
@@ -57,7 +59,8 @@ def test_distribution_lengths_must_agree():
 
 def test_curves_take_their_own_x_and_a_std_band():
     fig, ax = plt.subplots()
-    plot_curves(ax, {"lad": ([0, 1, 2], [1.0, 2.0, 3.0]), "grpo": ([0.5, 0.7], [1.0, 1.0], [0.1, 0.2])})
+    plot_curves(ax, {"lad": ([0, 1, 2], [1.0, 2.0, 3.0]), "grpo": ([0.5, 0.7], [1.0, 1.0], [0.1,
+                                                                                            0.2])})
     lines = ax.get_lines()
     assert [list(line.get_xdata()) for line in lines] == [[0, 1, 2], [0.5, 0.7]]
     assert lines[0].get_color() == color_for("lad") and lines[1].get_color() == color_for("grpo")
@@ -68,8 +71,8 @@ def test_curves_take_their_own_x_and_a_std_band():
 
 
 def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
-    """The pi_old and entropy-bonus figures drew LAD blue and GRPO red in the bars, and the same runs
-    in other colours in the curves."""
+    """The pi_old and entropy-bonus figures drew LAD blue and GRPO red in the bars, and the same
+    runs in other colours in the curves."""
     runs = {key: SimpleNamespace(method=method) for key, method in
             [("lad-fixed", "lad-fixed"), ("lad", "lad"), ("grpo, pi_old fixed", "grpo"),
              ("grpo", "grpo")]}
@@ -82,11 +85,14 @@ def test_a_run_keeps_its_colour_in_its_bars_and_its_curves():
     assert left.patches[0].get_facecolor() == color
     assert matplotlib.colors.to_rgba(right.get_lines()[0].get_color()) == color
     plt.close(fig)
-    # a method's only run has the method's colour; the divergences, one colour each, dashed when centred
-    assert run_styles({"flowrl": SimpleNamespace(method="flowrl")}, "baselines")[0]["flowrl"] == METHOD_COLORS["flowrl"]
+    # a method's only run has the method's colour; the divergences, one colour each, dashed when
+    # centred
+    assert run_styles({"flowrl": SimpleNamespace(method="flowrl")},
+                      "baselines")[0]["flowrl"] == METHOD_COLORS["flowrl"]
     divergences = {key: SimpleNamespace(method="lad") for key in ["kl", "js", "kl, centred A"]}
     colors, styles = run_styles(divergences, "divergences")
-    assert colors["kl"] == colors["kl, centred A"] != colors["js"] and styles["kl, centred A"] == "--"
+    assert colors["kl"] == colors["kl, centred A"] != colors["js"]
+    assert styles["kl, centred A"] == ("--")
 
 
 def test_the_bandit_figure_is_titled_by_its_experiment_and_each_panel_by_its_run(monkeypatch):
@@ -106,7 +112,8 @@ def test_the_bandit_figure_is_titled_by_its_experiment_and_each_panel_by_its_run
 
 
 def test_every_method_of_both_chapters_has_its_own_colour():
-    methods = ["grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed", "flowrl", "entadv", "clip-cov", "kl-cov"]
+    methods = ["grpo", "lad", "grpo-kl", "lad-kl", "lad-fixed", "flowrl", "entadv", "clip-cov",
+               "kl-cov"]
     assert len({METHOD_COLORS[m] for m in methods + ["target"]}) == len(methods) + 1
 
 
@@ -121,7 +128,8 @@ def test_log_axis_survives_curves_with_nothing_to_show():
 
 def test_output_paths_that_can_be_written_have_no_problem_and_nothing_is_created(tmp_path):
     assert output_path_problem(tmp_path / "m.json") is None
-    assert output_path_problem(tmp_path / "new" / "deeper" / "m.json") is None  # parents get created
+    # parents get created
+    assert output_path_problem(tmp_path / "new" / "deeper" / "m.json") is None
     assert output_path_problem(tmp_path / "new" / "figure.png", "figure") is None
     assert output_path_problem(tmp_path / "new" / "figures", "dir") is None
     assert output_path_problem(tmp_path, "dir") is None
@@ -132,14 +140,16 @@ def test_output_paths_that_can_be_written_have_no_problem_and_nothing_is_created
 
 
 def test_a_directory_where_a_file_should_go_is_a_problem(tmp_path):
-    """The bug it catches: --metrics-json pointing at a folder failed only after all the training."""
+    ("""The bug it catches: --metrics-json pointing at a folder failed only after all the
+    training.""")
     assert "folder" in output_path_problem(tmp_path)
     (tmp_path / "fig.png").mkdir()
     assert "folder" in output_path_problem(tmp_path / "fig.png", "figure")
 
 
 def test_a_regular_file_above_the_path_is_a_problem_and_is_named(tmp_path):
-    """The bug it catches: --figure or --out-dir under a regular file ended in an OSError traceback."""
+    ("""The bug it catches: --figure or --out-dir under a regular file ended in an OSError
+    traceback.""")
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file, not a folder")
     for kind, name in [("file", "m.json"), ("figure", "f.png"), ("dir", "figures")]:
@@ -160,7 +170,8 @@ def test_a_folder_this_user_may_not_write_to_is_a_problem(tmp_path, monkeypatch)
     folder = tmp_path / "read_only"
     folder.mkdir()
     (folder / "m.json").write_text("{}")
-    monkeypatch.setattr(cli.outputs.os, "access", lambda path, mode: not str(path).startswith(str(folder)))
+    monkeypatch.setattr(cli.outputs.os, "access", lambda path,
+                        mode: not str(path).startswith(str(folder)))
     assert "may not" in output_path_problem(folder / "new.json")
     assert "may not" in output_path_problem(folder / "deeper" / "new.json")
     assert "may not" in output_path_problem(folder / "m.json")
@@ -174,12 +185,15 @@ def test_unknown_output_kind_is_a_value_error():
 
 
 def test_metrics_files_record_paths_inside_the_repository_relative_to_it(tmp_path, monkeypatch):
-    """Committed metrics files held absolute temporary paths, which name nothing on another clone."""
+    ("""Committed metrics files held absolute temporary paths, which name nothing on another
+    clone.""")
     assert repository_path("plots/bandit.png") == "plots/bandit.png"
     assert repository_path(REPOSITORY / "plots" / "x.json") == os.path.join("plots", "x.json")
-    monkeypatch.chdir(tmp_path)  # a relative path is read from the working directory, as the scripts do
+    # a relative path is read from the working directory, as the scripts do
+    monkeypatch.chdir(tmp_path)
     assert repository_path("m.json") == str(tmp_path / "m.json")
-    assert repository_path(REPOSITORY / "runs" / ".." / "plots" / "y.png") == os.path.join("plots", "y.png")
+    assert repository_path(REPOSITORY / "runs" / ".." / "plots" / "y.png") == os.path.join("plots",
+                                                                                           "y.png")
     assert repository_path(None) is None
 
 
@@ -202,7 +216,8 @@ def test_lad_weight_from_autograd_is_minus_f_prime_of_ratio_over_its_target(name
     ratios = torch.tensor([0.05, 0.5, 1.0, 3.0, 40.0], dtype=torch.float64)
     weight = gradient_weights.gradient_weight(ratios, advantage, name, eta=0.25)
     x = ratios / math.exp(advantage / 0.25)
-    assert torch.allclose(weight, -gradient_weights.DIVERGENCES[name].f_prime(x), rtol=1e-10, atol=1e-12)
+    assert torch.allclose(weight, -gradient_weights.DIVERGENCES[name].f_prime(x), rtol=1e-10,
+                          atol=1e-12)
 
 
 def test_grpo_weight_is_a_inside_the_trust_region_and_zero_past_the_clip():
@@ -217,7 +232,8 @@ def test_grpo_weight_is_a_inside_the_trust_region_and_zero_past_the_clip():
 def test_js_weight_changes_sign_where_the_ratio_reaches_exp_a_over_eta(advantage):
     target = math.exp(advantage / 0.25)
     below, above = gradient_weights.gradient_weight(
-        torch.tensor([0.99 * target, 1.01 * target], dtype=torch.float64), advantage, "js", eta=0.25)
+        torch.tensor([0.99 * target, 1.01 * target], dtype=torch.float64), advantage, "js",
+        eta=0.25)
     assert below > 0 > above
 
 
@@ -230,7 +246,8 @@ def test_at_ratio_one_each_loss_is_a_policy_gradient_with_a_shaped_advantage(lev
     shape = (6,) if level == "sequence" else (3, 4)
     logp = (-torch.rand(shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
     advantages = torch.randn(shape[0], generator=gen, dtype=torch.float64)
-    mask = None if level == "sequence" else torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    mask = None if level == "sequence" else torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]],
+                                                         dtype=torch.bool)
     a = advantages if level == "sequence" else advantages[:, None].expand(shape)
     eta = 0.25
 
@@ -240,12 +257,14 @@ def test_at_ratio_one_each_loss_is_a_policy_gradient_with_a_shaped_advantage(lev
     for name, d in DIVERGENCES.items():
         w = -d.f_prime(torch.exp(-a / eta))
         expected = gradient(reduce_loss(-(w * logp), mask, "mean"))
-        assert torch.allclose(gradient(lad_loss(logp, logp.detach(), advantages, eta=eta, divergence=name, mask=mask)),
+        assert torch.allclose(gradient(lad_loss(logp, logp.detach(), advantages, eta=eta,
+                                                divergence=name, mask=mask)),
                               expected, rtol=1e-10, atol=1e-12), name
         if name == "js":
             assert torch.allclose(w, 0.5 * (torch.nn.functional.softplus(a / eta) - math.log(2)))
     expected = gradient(reduce_loss(-(a * logp), mask, "mean"))
-    assert torch.allclose(gradient(grpo_loss(logp, logp.detach(), advantages, clip_eps=0.2, mask=mask)), expected)
+    assert torch.allclose(gradient(grpo_loss(logp, logp.detach(), advantages, clip_eps=0.2,
+                                             mask=mask)), expected)
 
 
 def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path, capsys):
@@ -259,26 +278,35 @@ def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path
 
 def _long_study(advantages, seeds, methods=("grpo-kl", "lad-kl")):
     """A metrics dict shaped like train_reasoning.py's, with two evaluations per run."""
-    settings = {"advantages": advantages, "divergence": "js", "lad_ratio": "sequence", "kl_estimator": "k2", "lr": 2e-4,
+    settings = {"advantages": advantages, "divergence": "js", "lad_ratio": "sequence",
+                "kl_estimator": "k2", "lr": 2e-4,
                 "group_size": 8, "prompts_per_iteration": 32, "minibatches": 1}
-    run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0, "exact_accuracy": 0.3},
-                                {"iteration": 50, "tv_to_target": tv, "tv_shape": tv / 2, "exact_accuracy": 0.6}]}
-    return {"settings": settings, "curves": [{v: run(0.2 + 0.1 * s + 0.01 * i) for i, v in enumerate(methods)}
+    run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0,
+                                 "exact_accuracy": 0.3},
+                                {"iteration": 50, "tv_to_target": tv, "tv_shape": tv / 2,
+                                 "exact_accuracy": 0.6}]}
+    return {"settings": settings, "curves": [{v: run(0.2 + 0.1 * s + 0.01 * i) for i,
+                                              v in enumerate(methods)}
                                              for s in range(seeds)]}
 
 
 def test_long_runs_colour_the_method_style_the_file_and_label_what_differs(tmp_path, monkeypatch):
-    """A line per (file, method), mean over its seeds, named by the setting that tells the files apart:
-    a label without it, or a style per method instead of per file, makes two studies unreadable."""
+    """A line per (file, method), mean over its seeds, named by the setting that tells the files
+    apart: a label without it, or a style per method instead of per file, makes two studies
+    unreadable."""
     figures = []
-    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path, rect=None: figures.append(fig))
+    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path,
+                        rect=None: figures.append(fig))
     plots.reasoning.draw_long_runs([_long_study("sft", 1), _long_study("group", 3)], "unused.png")
-    lines = {line.get_label(): line for line in figures[0].axes[0].get_lines() if not line.get_label().startswith("_")}
+    lines = {line.get_label(): line for line in figures[0].axes[0].get_lines()
+             if not line.get_label().startswith("_")}
     assert set(lines) == {"grpo-kl, A sft", "lad-kl, A sft", "grpo-kl, A group", "lad-kl, A group"}
-    assert lines["lad-kl, A sft"].get_color() == lines["lad-kl, A group"].get_color() == METHOD_COLORS["lad-kl"]
+    assert (lines["lad-kl, A sft"].get_color() == lines["lad-kl, A group"].get_color()
+            == METHOD_COLORS["lad-kl"])
     assert lines["lad-kl, A sft"].get_linestyle() == lines["grpo-kl, A sft"].get_linestyle()
     assert lines["lad-kl, A sft"].get_linestyle() != lines["lad-kl, A group"].get_linestyle()
-    assert np.allclose(lines["grpo-kl, A group"].get_ydata(), [0.7, 0.3])  # 0.2, 0.3, 0.4 over three seeds
+    # 0.2, 0.3, 0.4 over three seeds
+    assert np.allclose(lines["grpo-kl, A group"].get_ydata(), [0.7, 0.3])
     plt.close(figures[0])
 
 
@@ -296,9 +324,13 @@ def test_long_runs_that_differ_only_in_an_unnamed_setting_are_both_drawn(monkeyp
     """Two files whose labels would be the same (here: identical settings) once drew one line, the
     second file overwriting the first."""
     figures = []
-    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path, rect=None: figures.append(fig))
-    plots.reasoning.draw_long_runs([_long_study("sft", 1, ("lad-kl",)), _long_study("sft", 2, ("lad-kl",))], "x.png")
-    labels = [line.get_label() for line in figures[0].axes[0].get_lines() if not line.get_label().startswith("_")]
+    monkeypatch.setattr(plots.reasoning, "save_figure", lambda fig, path,
+                        rect=None: figures.append(fig))
+    plots.reasoning.draw_long_runs([_long_study("sft", 1, ("lad-kl",)), _long_study("sft", 2,
+                                                                                    ("lad-kl",))],
+                                                                                    "x.png")
+    labels = [line.get_label() for line in figures[0].axes[0].get_lines()
+              if not line.get_label().startswith("_")]
     assert labels == ["lad-kl", "lad-kl (file 2)"]
     plt.close(figures[0])
 

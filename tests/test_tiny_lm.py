@@ -30,7 +30,8 @@ def test_changing_a_later_token_leaves_earlier_logits_unchanged():
 
 
 def test_completion_logprobs_follow_the_chain_rule():
-    """Sum of per-token log-probs = log p(y|x) built one prefix at a time; the prompt is not scored."""
+    ("""Sum of per-token log-probs = log p(y|x) built one prefix at a time; the prompt is not
+    scored.""")
     model = make_model()
     gen = torch.Generator().manual_seed(2)
     prompts = torch.randint(0, 12, (4, 3), generator=gen)
@@ -93,7 +94,8 @@ def test_sampling_is_reproducible_with_a_seeded_generator():
     prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
 
     def draw(seed):
-        return model.sample(prompts, 6, END, num_samples=8, generator=torch.Generator().manual_seed(seed))[0]
+        return model.sample(prompts, 6, END, num_samples=8,
+                            generator=torch.Generator().manual_seed(seed))[0]
 
     assert torch.equal(draw(7), draw(7))
     assert not torch.equal(draw(7), draw(8))
@@ -103,8 +105,10 @@ def test_sample_returns_the_log_probabilities_of_the_tokens_it_drew():
     """They are log pi_old of the batch: the loop never runs a second forward pass to get them."""
     model = make_model()
     prompts = torch.tensor([[1, 2, 3]])
-    tokens, logp, mask = model.sample(prompts, 4, END, num_samples=6, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(logp, model.completion_logprobs(prompts.repeat(6, 1), tokens, mask), atol=1e-5)
+    tokens, logp, mask = model.sample(prompts, 4, END, num_samples=6,
+                                      generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(logp, model.completion_logprobs(prompts.repeat(6, 1), tokens, mask),
+                          atol=1e-5)
 
 
 def test_save_and_load_restore_config_and_weights(tmp_path):
@@ -124,10 +128,11 @@ def test_too_long_input_is_refused():
 
 
 def test_completion_entropy_is_the_full_vocabulary_entropy_at_each_completion_position():
-    """From the same forward pass as the log-probs: the entropy of the distribution that predicts each
-    completion token (not the one after it), 0 on padding."""
+    """From the same forward pass as the log-probs: the entropy of the distribution that predicts
+    each completion token (not the one after it), 0 on padding."""
     model = make_model()
-    prompts, completions = torch.tensor([[1, 2, 3], [3, 2, 1]]), torch.tensor([[4, 5, 0], [6, 0, 0]])
+    prompts, completions = torch.tensor([[1, 2, 3], [3, 2, 1]]), torch.tensor([[4, 5, 0], [6, 0,
+                                                                                           0]])
     mask = torch.tensor([[True, True, True], [True, True, False]])
     logp, entropy = model.completion_logprobs(prompts, completions, mask, entropy=True)
     assert torch.equal(logp, model.completion_logprobs(prompts, completions, mask))

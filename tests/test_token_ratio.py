@@ -18,7 +18,8 @@ from lad_loss import lad_loss
 
 V = 3
 D = torch.float64
-SAFE, RISKY, WRONG = 0, 1, 2  # after SAFE every second token is correct, after RISKY only 0, after WRONG none
+# after SAFE every second token is correct, after RISKY only 0, after WRONG none
+SAFE, RISKY, WRONG = 0, 1, 2
 CORRECT = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0]], dtype=torch.bool)
 OLD_LOGITS = torch.tensor([0.2, 0.5, -0.1, 0.3, -0.2, 0.1, 0.0, 0.4, -0.3, 0.2, 0.1, -0.4], dtype=D)
 ETA = 0.25
@@ -35,7 +36,8 @@ OLD = token_logps(OLD_LOGITS)
 P_OLD = OLD.sum(1).exp()
 P_CORRECT = float(P_OLD[CORRECT.reshape(-1)].sum())
 # the large-group group-normalised 0/1 advantage, as the GPT chapter's pi* uses it
-A = torch.where(CORRECT.reshape(-1), math.sqrt((1 - P_CORRECT) / P_CORRECT), -math.sqrt(P_CORRECT / (1 - P_CORRECT))).to(D)
+A = torch.where(CORRECT.reshape(-1), math.sqrt((1 - P_CORRECT) / P_CORRECT),
+                -math.sqrt(P_CORRECT / (1 - P_CORRECT))).to(D)
 PI_STAR = torch.softmax(OLD.sum(1) + A / ETA, 0)
 
 
@@ -83,7 +85,8 @@ def test_the_token_ratio_minimiser_is_pi_star_for_reverse_kl_only():
 
 def test_the_token_form_is_not_an_exp_length_times_a_target_and_leans_away_from_the_risky_prefix():
     token_js = minimiser("js", "token")
-    two_steps = torch.softmax(OLD.sum(1) + 2 * A / ETA, 0)  # pi_old exp(length * A / eta) / Z, length 2
+    # pi_old exp(length * A / eta) / Z, length 2
+    two_steps = torch.softmax(OLD.sum(1) + 2 * A / ETA, 0)
     assert tv(token_js, two_steps) > 1e-2
     # Both keep P(correct) near 1; the difference is the shape among the correct answers.
     correct = CORRECT.reshape(-1)
