@@ -53,7 +53,7 @@ tests/test_fixed_points.py).
 
 These functions are elementwise: pass per-token log-probabilities for a per-token penalty, or their
 sums over each completion for a sequence-level one; the caller masks and reduces
-(lad_loss.reduce_loss). The reference is a fixed anchor, so it is detached: a gradient into pi_ref
+(grpo_loss.reduce_loss). The reference is a fixed anchor, so it is detached: a gradient into pi_ref
 would move the anchor towards the policy.
 """
 import torch

@@ -119,7 +119,7 @@ class Settings:
 
     def __post_init__(self):
         check(self)
-        if self.kl_coef is None:  # beta = eta: k2's optimum pi_sft exp(A/beta) / Z is LAD's pi*
+        if self.kl_coef is None:  # beta = eta: grpo-kl's k2 optimum pi_sft exp(A/beta) / Z is pi*
             self.kl_coef = self.eta
         if self.flowrl_beta is None:  # LAD's temperature per unit of r_hat (not pi*: methods.py)
             self.flowrl_beta = 1 / self.eta

@@ -25,8 +25,8 @@ prompt:
 whose expectation, as G grows, is -E_{pi*}[grad log pi] = grad KL(pi* || pi): the forward KL from
 the target, mass-covering, as lad-fixed with f = -log x. Only f = -log x: the weight of another
 generator would need pi* itself, Z included, which the group only estimates (f-DPG, Go et al. 2023,
-arXiv 2302.08215, estimates it with a running mean; we do not), so `--divergence` does not reach
-this loss.
+arXiv 2302.08215, needs an estimate of Z for them; we keep to -log x), so `--divergence` does not
+reach this loss.
 
 What self-normalising buys, and what it costs
 ---------------------------------------------
