@@ -13,7 +13,8 @@ On a small set of responses, for any values v(y) (in the method, v = grad log pi
   2. expected_estimate: the exact expectation, over every group of G samples from q, of
      sum_i w_i v(y_i). Enumerate the groups (itertools.product) with their probabilities.
   3. On paper: at G = 1, what does the estimate return? At q = pi*, show it is exact at every G.
-     Between the two, the estimate is biased, less so as G grows: tests/test_dpg_loss.py measures it.
+     Between the two, the estimate is biased, less so as G grows (tests/test_dpg_loss.py
+     measures it).
 
 Write group_weights yourself (do not call baselines.dpg_loss: the check replaces it). Return the
 dtype of the input tensors.
