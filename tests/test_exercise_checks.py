@@ -284,3 +284,39 @@ def test_ex13_a_weight_right_only_near_ratio_one_is_refused(divergence):
     with pytest.raises(AssertionError, match="entries wrong"):
         check.test_the_weight_on_grad_log_pi_is_what_autograd_reads_off_lad_loss(
             student, divergence)
+
+
+# Exercise 14: the self-normalised importance weights and their bias.
+
+def test_ex14_weights_without_the_importance_correction_are_refused(monkeypatch):
+    """Right only when q = pi_sft: the check's sampler is neither pi_sft nor pi*."""
+    check = _load("test_ex14_importance_weights")
+    student = answers("ex14_importance_weights", """
+        def group_weights(log_q, log_sft, advantages, eta):
+            return torch.softmax(log_sft + advantages / eta, dim=0)
+    """)
+    with pytest.raises(AssertionError, match="importance correction is missing"):
+        check.test_the_group_weights_are_pi_sft_exp_a_over_eta_over_q_normalised(
+            student, monkeypatch, 0.25)
+
+
+def test_ex14_weights_that_overflow_in_float32_are_refused(monkeypatch):
+    check = _load("test_ex14_importance_weights")
+    student = answers("ex14_importance_weights", """
+        def group_weights(log_q, log_sft, advantages, eta):
+            w = torch.exp(log_sft + advantages / eta - log_q)
+            return w / w.sum()
+    """)
+    with pytest.raises(AssertionError, match="overflows at A/eta = 90"):
+        check.test_the_group_weights_stay_finite_in_float32_and_keep_its_dtype(
+            student, monkeypatch)
+
+
+def test_ex14_the_limit_given_for_the_finite_group_expectation_is_refused():
+    check = _load("test_ex14_importance_weights")
+    student = answers("ex14_importance_weights", """
+        def expected_estimate(values, q, pi_sft, advantages, eta, group_size):
+            return (torch.softmax(pi_sft.log() + advantages / eta, 0) * values).sum()
+    """)
+    with pytest.raises(AssertionError, match=r"that is E_pi\*\[v\], the limit"):
+        check.test_the_expected_estimate_is_the_average_over_every_group(student, 2)
