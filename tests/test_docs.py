@@ -413,11 +413,10 @@ REFERENCE_RUNS = ["reasoning_references.json", "reasoning_references_lr2e-4.json
 # (file, method, the row's label). The advantage column is read from the file's settings, so a run
 # with the oracle advantage cannot be shown as one that learns from samples.
 HEADLINE_RUNS = [
-    ("reasoning_references.json", "distil", "distillation reference (`pi*` handed over)"),
-    ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, 3000 iterations"),
-    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl, 1500 iterations"),
-    ("reasoning_long_group.json", "lad-kl", "`lad-kl`, 1000 iterations"),
-    ("reasoning_long_group.json", "grpo-kl", "`grpo-kl`, 1000 iterations"),
+    ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation reference (`pi*` handed over)"),
+    ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
+    ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl"),
+    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl"),
 ]
 ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
@@ -440,18 +439,61 @@ def gpt_reference_rows() -> list[str]:
 
 
 def gpt_headline_rows() -> list[str]:
-    """The GPT chapter's headline: each run's end and its lowest held-out TV at P(correct) >= 0.9
-    per seed, beside which advantage it learned from (none for the reference, which takes no
-    sample)."""
+    """The GPT chapter's headline, in the columns of the dpg page's tables (from_samples_rows)."""
+    return from_samples_rows(HEADLINE_RUNS)
+
+
+# docs/gpt_dpg.md: dpg against the distillation reference and the other methods' long runs.
+# (file, method, the row's label); the advantage column is read from the file's settings.
+FLOOR_RUNS = [
+    ("reasoning_references.json", "distil", "1000 steps, lr 1e-3"),
+    ("reasoning_distil_3000_lr1e-3.json", "distil", "3000 steps, lr 1e-3"),
+    ("reasoning_distil_3000_lr3e-4.json", "distil", "3000 steps, lr 3e-4"),
+]
+GRID_RUNS = [(f"reasoning_dpg_lr{lr}.json", "dpg", f"`dpg`, lr {lr}")
+             for lr in ("2e-4", "5e-4", "1e-3")] + [
+    ("reasoning_long_rkl_sft.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+    ("reasoning_long_sft.json", "grpo-kl", "`grpo-kl`, lr 2e-4"),
+    ("reasoning_long_sft.json", "lad-kl", "`lad-kl`, lr 2e-4"),
+]
+DPG_LONG_RUNS = [
+    ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4"),
+    ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+]
+DPG_SAMPLED_RUNS = [
+    ("reasoning_dpg_sft-sampled.json", "dpg", "`dpg`, lr 2e-4"),
+    ("reasoning_dpg_lr2e-4.json", "dpg", "`dpg`, lr 2e-4"),
+    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+    ("reasoning_long_rkl_sft.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+]
+
+
+def lowest_tv_at_95(evals: list) -> str:
+    """The lowest TV to pi* among a run's evaluations with P(correct) >= 0.95, and its iteration."""
+    reached = [(e["tv_to_target"], e["iteration"]) for e in evals if e["exact_accuracy"] >= 0.95]
+    if not reached:
+        return "–"
+    tv, iteration = min(reached)
+    return f"{tv:.3f} ({iteration})"
+
+
+def from_samples_rows(runs: list) -> list[str]:
+    """Each run's end (mean ± std over its seeds, three digits: the goal is a distance of 0.03),
+    the advantage it learned from, and its lowest TV at P(correct) >= 0.95 per seed."""
     rows = []
-    for name, method, label in HEADLINE_RUNS:
+    for name, method, label in runs:
         metrics = load(name)
         seeds = metrics["settings"]["seed"]
         advantage = ("none" if method in ("distil", "exact")
                      else ADVANTAGE_LABELS[metrics["settings"]["advantages"]])
-        best = ", ".join(lowest_tv_at_accuracy(c[method]["evals"]) for c in metrics["curves"])
-        cells = ([label, advantage, ", ".join(map(str, seeds))]
-                 + gpt_cells(metrics[method], len(seeds)) + [best])
+        r = metrics[method]
+        best = ", ".join(lowest_tv_at_95(c[method]["evals"]) for c in metrics["curves"])
+        cells = ([label, advantage, ", ".join(map(str, seeds)),
+                  f"{metrics['settings']['iterations']}"]
+                 + [one_or_more(r, key, 3, len(seeds))
+                    for key in ("exact_accuracy", "tv_to_target", "tv_shape")]
+                 + [one_or_more(r, "effective_correct", 1, len(seeds)), best])
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -546,6 +588,14 @@ TABLES = [
     ("docs/gpt.md", "Five seeds, 200 iterations", ["reasoning_metrics.json"], gpt_main_rows),
     ("docs/gpt.md", "How close this GPT gets", sorted({n for n, _, _ in HEADLINE_RUNS}),
      gpt_headline_rows),
+    ("docs/gpt_dpg.md", "The distillation reference, longer", [n for n, _, _ in FLOOR_RUNS],
+     lambda: from_samples_rows(FLOOR_RUNS)),
+    ("docs/gpt_dpg.md", "One learning-rate grid", sorted({n for n, _, _ in GRID_RUNS}),
+     lambda: from_samples_rows(GRID_RUNS)),
+    ("docs/gpt_dpg.md", "### 3000 iterations", [n for n, _, _ in DPG_LONG_RUNS],
+     lambda: from_samples_rows(DPG_LONG_RUNS)),
+    ("docs/gpt_dpg.md", "The estimated success rate", [n for n, _, _ in DPG_SAMPLED_RUNS],
+     lambda: from_samples_rows(DPG_SAMPLED_RUNS)),
     ("docs/gpt_studies.md", "Training prompts", ["reasoning_metrics.json"],
      gpt_training_prompt_rows),
     ("docs/gpt_studies.md", "k2 or k3", ["reasoning_k3.json"], gpt_k3_rows),
@@ -622,7 +672,7 @@ def test_the_gpt_chapter_documentation_example_runs():
         exec(compile(block, "docs/gpt.md", "exec"), {})
 
 
-@pytest.mark.parametrize("page", ["docs/gpt.md", "docs/gpt_studies.md"])
+@pytest.mark.parametrize("page", ["docs/gpt.md", "docs/gpt_studies.md", "docs/gpt_dpg.md"])
 def test_every_table_of_numbers_on_the_gpt_pages_is_rebuilt_from_its_file(page):
     """A table row typed by hand, or moved to a page without being registered in TABLES, is a
     number no test checks: every table row with a decimal number in the chapter's Results and on
