@@ -147,7 +147,8 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     for i, study in enumerate(studies):
         for method in study["curves"][0]:
             named = [k for k in varied  # a reference takes no sample: its lr is what tells it
-                     if method not in ("distil", "exact") or k == "lr"]
+                     if (method not in ("distil", "exact") or k == "lr")
+                     and not (method == "dpg" and k == "divergence")]  # dpg is f = -log x only
             label = ", ".join([method] + [STUDY_SETTINGS[k].format(study["settings"][k])
                                           for k in named])
             if label in colors:  # the files differ only in settings no label names: keep both
