@@ -223,6 +223,21 @@ TEXTBOOK_F_TORCH = {
 }
 
 
+def _assert_float32_matches_float64(name: str, u: torch.Tensor, a: torch.Tensor) -> None:
+    """lad_loss in float32 at log-ratio u and A/eta = a, against the float64 textbook forms: the
+    value to 2e-6 relative, the gradient to 1e-6 of its natural scale exp(u) (1 + |f'(x)|), which
+    crosses zero where f'(x) does."""
+    logp = u.clone().requires_grad_(True)
+    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
+                    reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    value, slope = _reference(name, u, a)
+    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
+    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
+    scale = torch.exp(u.double()) * (1 + f_prime.abs())
+    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("spread", [50.0, 1e-2, 1e-5])
 def test_float32_values_and_gradients_are_accurate_against_float64_textbook_forms(name, spread):
@@ -231,16 +246,7 @@ def test_float32_values_and_gradients_are_accurate_against_float64_textbook_form
     gen = torch.Generator().manual_seed(6)
     a = torch.empty(20000).uniform_(-40, 40, generator=gen)
     u = (a + torch.empty(20000).uniform_(-spread, spread, generator=gen)).clamp(-50, 50)
-    logp = u.clone().requires_grad_(True)
-    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
-                    reduction="none")
-    (grad,) = torch.autograd.grad(loss.sum(), logp)
-    value, slope = _reference(name, u, a)
-    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
-    # the gradient's natural scale is exp(u) (1 + |f'(x)|): it crosses zero where f'(x) does
-    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
-    scale = torch.exp(u.double()) * (1 + f_prime.abs())
-    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
+    _assert_float32_matches_float64(name, u, a)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -254,15 +260,7 @@ def test_float32_precision_holds_in_the_corners_where_log_x_reaches_minus_and_pl
                    torch.tensor([-49.96, -50.0, 50.0, -50.0, 50.0, -37.0])])
     a = torch.cat([torch.empty(20000).uniform_(-50, 50, generator=gen),
                    torch.tensor([49.93, 50.0, -50.0, -50.0, 50.0, 50.0])])
-    logp = u.clone().requires_grad_(True)
-    loss = lad_loss(logp, torch.zeros_like(u), a * 0.25, eta=0.25, divergence=name,
-                    reduction="none")
-    (grad,) = torch.autograd.grad(loss.sum(), logp)
-    value, slope = _reference(name, u, a)
-    assert torch.allclose(loss.double(), value, rtol=2e-6, atol=0)
-    f_prime = DIVERGENCES[name].f_prime(torch.exp(u.double() - a.double()))
-    scale = torch.exp(u.double()) * (1 + f_prime.abs())
-    assert ((grad.double() - slope).abs() <= 1e-6 * scale).all()
+    _assert_float32_matches_float64(name, u, a)
 
 
 def test_token_level_broadcasts_sequence_advantages_and_averages_unmasked_tokens():

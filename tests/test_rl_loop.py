@@ -429,36 +429,6 @@ def test_effective_number_normalises_over_the_correct_answers():
     assert evaluation.effective_number(one_hot) == pytest.approx(1.0)
 
 
-class AlwaysRight(torch.nn.Module):
-    """A scripted model: for prompt n it always writes "1+(n-1).", correct for its own prompt only,
-    and scores every completion with the same log-probability per token. Scoring a sample against
-    another prompt makes its accuracy < 1."""
-
-    def __init__(self):
-        super().__init__()
-        self.lm_head = torch.nn.Linear(1, 1)
-
-    def sample(self, prompts, max_new_tokens, end_token, num_samples, generator=None):
-        texts = [f"1+{int(TASK.decode(row)[:-1]) - 1}."
-                 for row in prompts.tolist() for _ in range(num_samples)]
-        completions, mask = TASK.completions(texts)
-        return completions, torch.zeros(completions.shape), mask
-
-    def completion_logprobs(self, prompts, completions, mask):
-        return torch.where(mask, torch.full(completions.shape, -0.1),
-                           torch.zeros(completions.shape))
-
-
-def test_sampled_accuracy_scores_each_sample_against_its_own_prompt():
-    model = AlwaysRight()
-    ns = TASK.heldout_n[:5]
-    targets = [evaluation.answer_target(p, 0.25)
-               for p in evaluation.answer_probabilities(model, TASK, ns)]
-    metrics = evaluation.evaluate(model, TASK, ns, 16, 0, targets, model)
-    assert metrics["accuracy"] == 1.0 and metrics["distinct_correct"] == 1.0
-    assert metrics["wellformed_wrong"] == 0.0 and metrics["malformed"] == 0.0
-
-
 @pytest.mark.parametrize("normalised", [False, True])
 def test_sft_advantages_are_the_large_group_a_of_pi_star_and_normalised_ones_make_z_one(normalised):
     """--advantages sft gives every correct completion of a prompt the A+ that defines pi* and every

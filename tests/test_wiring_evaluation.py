@@ -73,6 +73,16 @@ class ScriptedModel(torch.nn.Module):
         return torch.where(mask, value.expand(completions.shape), torch.zeros(completions.shape))
 
 
+def test_sampled_accuracy_scores_each_sample_against_its_own_prompt():
+    model = ScriptedModel(per_token=-0.1, elsewhere=-0.1)  # always right for its own prompt
+    ns = TASK.heldout_n[:5]
+    targets = [evaluation.answer_target(p, 0.25)
+               for p in evaluation.answer_probabilities(model, TASK, ns)]
+    metrics = evaluation.evaluate(model, TASK, ns, 16, 0, targets, model)
+    assert metrics["accuracy"] == 1.0 and metrics["distinct_correct"] == 1.0
+    assert metrics["wellformed_wrong"] == 0.0 and metrics["malformed"] == 0.0
+
+
 def test_the_share_outside_the_sft_support_is_scored_by_the_sft_model_over_whole_completions():
     """A sample is outside the SFT support when pi_sft of the whole completion (the sum of its
     tokens' log-probabilities, against its own prompt) is below 1e-4. The SFT model gives -2 per
