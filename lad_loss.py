@@ -35,7 +35,7 @@ distributions pi has the closed-form solution
     pi*(y) = pi_old(y) * exp(A(y) / eta) / Z,        Z = sum_y pi_old(y) * exp(A(y) / eta).
 
 (The exponential form belongs to the penalty KL(pi || pi_old). The other direction,
-KL(pi_old || pi), gives a different closed form, pi*(y) = eta * pi_old(y) / (lambda - A(y)).)
+KL(pi_old || pi), gives a different closed form, pi*(y) = eta * pi_old(y) / (mu - A(y)).)
 
 The paper reads this as an equality between two distributions over responses:
 
@@ -62,9 +62,9 @@ Lemma 3.2 drops them. With x_y = (pi_theta(y) / pi_old(y)) / exp(A(y) / eta), mi
 Why the minimiser is still pi_old * exp(A/eta) / Z: write r_y = pi_theta(y) / pi_old(y), so a
 policy is a choice of r >= 0 with sum_y pi_old(y) r_y = 1. The objective is
 sum_y pi_old(y) exp(A_y/eta) f(r_y exp(-A_y/eta)); setting its derivative equal to a Lagrange
-multiplier lambda times the constraint's derivative gives, for every y,
+multiplier mu times the constraint's derivative gives, for every y,
 
-    f'(r_y * exp(-A_y / eta)) = lambda.
+    f'(r_y * exp(-A_y / eta)) = mu.
 
 When f is strictly convex, f' is strictly increasing, so the argument is the same number for every
 y: r_y is proportional to exp(A_y / eta), i.e. pi_theta is proportional to pi_old * exp(A / eta).

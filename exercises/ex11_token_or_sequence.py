@@ -23,7 +23,7 @@ On paper first.
   3. Token form, first token. The t = 1 terms are sum_y1 pi_old1(y1) sum_y2 pi_old2(y2|y1) exp(a)
      f(r1(y1) exp(-a)), with r1 = pi1 / pi_old1 and sum_y1 pi_old1 r1 = 1. Differentiate in r1(y1)
      with a Lagrange multiplier: every y1 must satisfy  E_{y2 ~ pi_old2(.|y1)}[ f'(r1(y1)
-     e^{-a(y1,y2)}) ] = lambda. Solve it for KL, f'(x) = log x + 1, and for reverse KL, f'(x) =
+     e^{-a(y1,y2)}) ] = mu. Solve it for KL, f'(x) = log x + 1, and for reverse KL, f'(x) =
      -1/x. Compare with pi*'s first step, pi*1(y1) proportional to pi_old1(y1)
      E_{pi_old2(.|y1)}[exp(a)]. Which one is pi*?
   4. The claim "exp(length * A / eta)": with two tokens it would be pi_old(y) exp(2 A(y) / eta) / Z.

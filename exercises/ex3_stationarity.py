@@ -9,11 +9,11 @@ of responses, with r_y = pi(y) / pi_old(y) and the constraint sum_y pi_old(y) r_
 
     L(r) = sum_y pi_old(y) exp(A_y/eta) f(r_y exp(-A_y/eta)).
 
-  1. Add a Lagrange multiplier lambda for the constraint and set d/dr_y to zero: every y must
-     satisfy f'(x_y) = lambda.
+  1. Add a Lagrange multiplier mu for the constraint and set d/dr_y to zero: every y must
+     satisfy f'(x_y) = mu.
   2. For a strictly convex f (f' one-to-one), conclude that every x_y is the same number, and that
      pi = pi*.
-  3. What is that common x_y at pi*, in terms of Z? So what is lambda?
+  3. What is that common x_y at pi*, in terms of Z? So what is mu?
   4. Optional, after the lab: total variation, f(x) = |x - 1|/2, is convex but not strictly (f' is
      -1/2 below 1 and +1/2 above). With Z > 1, find another policy with the same L as pi*.
 
@@ -30,13 +30,13 @@ from lad_loss import DIVERGENCES, lad_loss
 
 
 def stationarity_residual(pi, pi_old, advantages, eta: float, divergence: str) -> float:
-    """max_y f'(x_y) - min_y f'(x_y): how far pi is from f'(x_y) = lambda for one lambda. Zero at a
+    """max_y f'(x_y) - min_y f'(x_y): how far pi is from f'(x_y) = mu for one mu. Zero at a
     stationary point, positive elsewhere. Compute log x_y first."""
     raise NotImplementedError("exercise 3: write stationarity_residual")
 
 
 def lagrange_multiplier(pi_old, advantages, eta: float, divergence: str) -> float:
-    """lambda at the minimiser pi*: the common value of f'(x_y) there (question 3)."""
+    """mu at the minimiser pi*: the common value of f'(x_y) there (question 3)."""
     raise NotImplementedError("exercise 3: write lagrange_multiplier")
 
 

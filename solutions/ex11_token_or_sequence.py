@@ -11,11 +11,11 @@
 
 3. Token form, first token. d/dr1(y1) of the t = 1 terms is pi_old1(y1) E_{y2}[f'(r1 e^{-a})]
    (the weight exp(a) cancels the chain rule's e^{-a}, as in exercise 3), so every y1 satisfies
-   E_{y2 ~ pi_old2(.|y1)}[f'(r1(y1) e^{-a(y1, y2)})] = lambda. The expectation over the continuation
+   E_{y2 ~ pi_old2(.|y1)}[f'(r1(y1) e^{-a(y1, y2)})] = mu. The expectation over the continuation
    is taken *inside* f', and what comes out depends on f:
-     * KL: E[log r1 - a + 1] = lambda, so log r1 = E[a] + const: pi1(y1) is proportional to
+     * KL: E[log r1 - a + 1] = mu, so log r1 = E[a] + const: pi1(y1) is proportional to
        pi_old1(y1) exp(E_{pi_old2}[A | y1] / eta), the *mean* advantage of the continuations.
-     * reverse KL: E[-e^{a} / r1] = lambda, so r1 is proportional to E[exp(a)]: pi1 = pi*1. With the
+     * reverse KL: E[-e^{a} / r1] = mu, so r1 is proportional to E[exp(a)]: pi1 = pi*1. With the
        last step shared, the token form of reverse KL has exactly pi* as its minimiser.
      * JS, JF, HD: no closed form; their minimisers are neither pi* nor KL's (measured here on the
        check's random problem: TV to pi* 0.10 for JS, 0.08 for HD, 0.06 for JF, 0.17 for KL).

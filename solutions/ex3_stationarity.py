@@ -4,23 +4,23 @@ The derivation. With r_y = pi(y)/pi_old(y) and a_y = A_y/eta, the objective over
 
     L(r) = sum_y pi_old(y) exp(a_y) f(r_y exp(-a_y)),    subject to  sum_y pi_old(y) r_y = 1.
 
-The Lagrangian L(r) - lambda (sum_y pi_old(y) r_y - 1) has, for each y,
+The Lagrangian L(r) - mu (sum_y pi_old(y) r_y - 1) has, for each y,
 
-    d/dr_y = pi_old(y) exp(a_y) f'(r_y exp(-a_y)) exp(-a_y) - lambda pi_old(y)
-           = pi_old(y) [ f'(x_y) - lambda ],
+    d/dr_y = pi_old(y) exp(a_y) f'(r_y exp(-a_y)) exp(-a_y) - mu pi_old(y)
+           = pi_old(y) [ f'(x_y) - mu ],
 
-so a stationary point (with pi_old(y) > 0) satisfies f'(x_y) = lambda for every y: the chain rule's
+so a stationary point (with pi_old(y) > 0) satisfies f'(x_y) = mu for every y: the chain rule's
 exp(-a_y) cancels the weight exp(a_y) exactly, which is the point of the weighting.
 
-If f is strictly convex, f' is strictly increasing, hence invertible: x_y = (f')^{-1}(lambda) = c
+If f is strictly convex, f' is strictly increasing, hence invertible: x_y = (f')^{-1}(mu) = c
 for every y, so r_y = c exp(a_y), and the constraint fixes c: sum_y pi_old(y) c exp(a_y) = c Z = 1,
 c = 1/Z. That is pi = pi_old exp(A/eta)/Z = pi*, and every response sits at x_y = 1/Z, so
-lambda = f'(1/Z). (Not f'(1): x = 1 marks the optimum only when Z = 1. Exercise 6 builds on this.)
+mu = f'(1/Z). (Not f'(1): x = 1 marks the optimum only when Z = 1. Exercise 6 builds on this.)
 Convexity of L in r (a sum of perspectives of a convex function) makes the stationary point the
 minimum.
 
 Total variation. f'(x) = -1/2 for x < 1 and +1/2 for x > 1. With Z > 1 the target has x_y = 1/Z < 1
-everywhere, so f'(x_y) = -1/2 = lambda. Any policy with every x_y < 1, i.e. pi(y) < Z pi*(y) for
+everywhere, so f'(x_y) = -1/2 = mu. Any policy with every x_y < 1, i.e. pi(y) < Z pi*(y) for
 all y, satisfies the same condition, and there L = sum_y pi_old e^{a_y} (1 - x_y)/2 = (Z - 1)/2: the
 same value. Since Z > 1 there is room: pi(y) may exceed pi*(y) by up to a factor Z. The set of
 minimisers is a whole polytope, and sampling noise moves the policy around inside it (bandit.py's

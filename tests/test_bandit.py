@@ -33,7 +33,7 @@ def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
     # three local maxima, at the mode centres, the heaviest first
     peaks = [i for i in range(1, bandit.N_ARMS - 1)
              if target[i] > target[i - 1] and target[i] > target[i + 1]]
-    assert peaks == [mu for mu, _, _ in bandit_task.MODES]
+    assert peaks == [centre for centre, _, _ in bandit_task.MODES]
     assert int(target.argmax()) == bandit_task.MODES[0][0]
     summary = bandit.summarise_policy(target, target)
     assert summary["tv"] == 0.0 and summary["modes_recovered"] == 3

@@ -117,7 +117,7 @@ def test_ex3_a_residual_returned_as_a_float64_0_d_tensor_passes():
     for divergence in check.STRICT:
         check.test_the_residual_is_the_spread_of_f_prime_not_of_x(student, divergence)
         check.test_the_residual_vanishes_at_the_target_and_only_there(student, divergence)
-        check.test_lambda_is_f_prime_of_one_over_z(student, divergence)
+        check.test_mu_is_f_prime_of_one_over_z(student, divergence)
 
 
 CLOSED_FORM = """

@@ -162,7 +162,7 @@ def test_the_token_forms_closed_forms(ex11, where, divergence):
     else:
         mistakes["the first step tilted by the mean advantage: that is KL's; for reverse KL the "
                  "condition "
-                 "E[-e^a / r1] = lambda gives r1 proportional to E[exp(a)], pi*'s first step"] = \
+                 "E[-e^a / r1] = mu gives r1 proportional to E[exp(a)], pi*'s first step"] = \
             mean_first[:, None] * second
     assert_close(ex11.token_target(divergence=divergence, **problem), truth,
                  f"token_target('{divergence}') on {where} (the enumerated minimiser of the token "

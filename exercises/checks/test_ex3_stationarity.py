@@ -1,4 +1,4 @@
-"""Check of exercise 3: the stationarity condition f'(x_y) = lambda of Lemma 3.2."""
+"""Check of exercise 3: the stationarity condition f'(x_y) = mu of Lemma 3.2."""
 import math
 
 import pytest
@@ -97,17 +97,17 @@ def test_the_residual_is_the_spread_of_f_prime_not_of_x(ex3, divergence):
 
 
 @pytest.mark.parametrize("divergence", STRICT + ["tv"])
-def test_lambda_is_f_prime_of_one_over_z(ex3, divergence):
-    lam = number(ex3.lagrange_multiplier(PI_OLD, ADVANTAGES, ETA, divergence),
+def test_mu_is_f_prime_of_one_over_z(ex3, divergence):
+    mu = number(ex3.lagrange_multiplier(PI_OLD, ADVANTAGES, ETA, divergence),
                  "lagrange_multiplier")
     x = TARGET / (PI_OLD * torch.exp(ADVANTAGES / ETA))  # every x_y at the target
     slopes = DIVERGENCES[divergence].f_prime(x)
-    assert torch.allclose(slopes, torch.full_like(x, lam), atol=1e-10), \
-        f"lambda should be the common value of f'(x_y) at the target, {float(slopes[0])}; got {lam}"
+    assert torch.allclose(slopes, torch.full_like(x, mu), atol=1e-10), \
+        f"mu should be the common value of f'(x_y) at the target, {float(slopes[0])}; got {mu}"
     if divergence == "kl":  # f'(x) = log x + 1 at x = 1/Z
         z = float((PI_OLD * torch.exp(ADVANTAGES / ETA)).sum())
-        assert lam == pytest.approx(1 - math.log(z), rel=1e-12), \
-            "for KL, lambda = f'(1/Z) = 1 - log Z"
+        assert mu == pytest.approx(1 - math.log(z), rel=1e-12), \
+            "for KL, mu = f'(1/Z) = 1 - log Z"
 
 
 @pytest.mark.parametrize("divergence", STRICT)
@@ -123,7 +123,7 @@ def test_the_numerical_minimiser_is_the_target_and_satisfies_the_condition(ex3, 
     residual = number(ex3.stationarity_residual(pi, PI_OLD, ADVANTAGES, ETA, divergence),
                       "stationarity_residual")
     assert residual < 1e-5, \
-        f"the minimiser should satisfy f'(x_y) = lambda: residual {residual}, expected < 1e-5"
+        f"the minimiser should satisfy f'(x_y) = mu: residual {residual}, expected < 1e-5"
     difference = float((pi - TARGET).abs().max())
     assert difference < 1e-6, (
         f"the minimiser should be the target pi_old exp(A/eta) / Z {TARGET.tolist()}; got "
