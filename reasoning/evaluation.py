@@ -35,6 +35,7 @@ model's probability of each one is an exact sum of token log-probabilities, with
 Imports the task and the model only; train_reasoning.py calls it.
 """
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -191,11 +192,20 @@ def targets_of(sft_model: GPT, task: SumTask, ns, eta: float) -> list[torch.Tens
 # One seed's runs, then over seeds: the table the chapter prints.
 # ---------------------------------------------------------------------------------------------
 
-def summarise_seed(task: SumTask, settings, seed: int, sft_path, runs: dict) -> dict:
+class SummarySettings(Protocol):
+    """What summarise_seed reads from a script's settings (train_reasoning.Settings has each)."""
+    device: str
+    eta: float             # pi*'s temperature
+    eval_samples: int      # samples per held-out prompt for the sampled measures
+    match_accuracy: float  # the accuracy at which the frontier is read
+
+
+def summarise_seed(task: SumTask, settings: SummarySettings, seed: int, sft_path,
+                   runs: dict) -> dict:
     """One seed: the SFT start's evaluation and every method's last one, with its frontier at
     --match-accuracy, its largest accuracy drop, the mean of each logged share (how often its clip
     or brake acted) and its exact metrics on the training prompts ("train_..."). runs: method ->
-    train_reasoning.train_rl's result. settings: device, eta, eval_samples, match_accuracy."""
+    train_reasoning.train_rl's result."""
     sft_model = GPT.load(sft_path, map_location=settings.device)
     targets = targets_of(sft_model, task, task.heldout_n, settings.eta)
     train_targets = targets_of(sft_model, task, task.train_n, settings.eta)

@@ -161,6 +161,7 @@ Every loss is a sum over the batch divided by its number of completion tokens (a
 grpo-kl weighs E[A] against beta KL(pi || pi_sft), lad-kl (at ratio 1) E[w(A)].
 """
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -185,16 +186,28 @@ USES_REFERENCE = ("grpo-kl", "lad-kl", "flowrl", "dpg")
 GRPO_LIKE = ("grpo", "grpo-kl", "entadv", "clip-cov", "kl-cov")  # token ratios, GRPO's advantage
 
 
-def method_loss(method: str, logp: torch.Tensor, batch: dict, settings,
+class LossSettings(Protocol):
+    """What method_loss reads from a script's settings, and nothing else (train_reasoning.Settings
+    has each; tests/test_methods.py calls every method with exactly these)."""
+    eta: float          # LAD's temperature, also in pi*'s exp(A/eta) for dpg
+    divergence: str     # LAD's generator f
+    lad_ratio: str      # "sequence" or "token"
+    clip_eps: float     # GRPO's clip
+    kl_coef: float      # beta, the anchor's coefficient
+    kl_estimator: str   # "k2" or "k3"
+    flowrl_beta: float  # FlowRL's reward scale
+    group_size: int     # G, dpg's groups
+
+
+def method_loss(method: str, logp: torch.Tensor, batch: dict, settings: LossSettings,
                 entropy: torch.Tensor | None = None, log_z: torch.Tensor | None = None,
                 cov_gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """The loss of one method on one (mini-)batch, and how often its clip or brake acted.
 
     logp: log pi_theta of every completion token, [batch, tokens], 0 on padding (the policy's
     current forward pass). batch: "logp_old" (pi_old = the sampler, [batch, tokens]), "advantages"
-    [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). settings: eta,
-    divergence, lad_ratio, clip_eps, kl_coef, kl_estimator, flowrl_beta, group_size (dpg's
-    groups). The baselines need more:
+    [batch], "mask" [batch, tokens], and for USES_REFERENCE "logp_ref" (pi_sft). settings:
+    LossSettings. The baselines need more:
     entadv the entropy of each position [batch, tokens], flowrl the learned log Z of each
     completion's prompt [batch], clip-cov a generator for its random choice of tokens.
 

@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 import torch
 from tqdm import tqdm
@@ -74,7 +74,22 @@ def sft_warm_start(
 # The tiny GPT's warm start, cached.
 # ---------------------------------------------------------------------------------------------
 
-def model_config(task: SumTask, settings) -> GPTConfig:
+class SFTSettings(Protocol):
+    """What this module reads from a script's settings (train_reasoning.Settings has each)."""
+    n_layer: int                 # the model's size (tiny_lm.GPTConfig)
+    n_head: int
+    n_embd: int
+    sft_steps: int               # the warm start's optimisation
+    sft_batch_size: int
+    sft_lr: float
+    sft_correct_fraction: float  # correct answers against near misses in its data
+    threads: int                 # part of the cache key: other threads round differently
+    device: str
+    run_dir: str                 # where the cached checkpoints live
+    workers: int                 # one worker shows a progress bar
+
+
+def model_config(task: SumTask, settings: SFTSettings) -> GPTConfig:
     return GPTConfig(
         vocab_size=len(task.chars), block_size=task.PROMPT_LEN + task.MAX_COMPLETION,
         n_layer=settings.n_layer, n_head=settings.n_head, n_embd=settings.n_embd,
@@ -101,12 +116,11 @@ def task_code(task) -> list[str]:
     return [hashlib.sha1(f.read_bytes()).hexdigest() for f in dict.fromkeys(files) if f.is_file()]
 
 
-def sft_checkpoint_path(task: SumTask, settings, seed: int) -> Path:
+def sft_checkpoint_path(task: SumTask, settings: SFTSettings, seed: int) -> Path:
     """The cache key is everything that changes the SFT weights: the settings, the code that trains
     them and the task's code, the torch version and the thread count (a matrix product split over
     other threads rounds differently). The same key on the same machine gives the same weights, bit
-    for bit. settings: train_reasoning.Settings (the model's size, the sft_* settings, threads,
-    device, run_dir)."""
+    for bit."""
     root = Path(__file__).resolve().parent.parent
     key = {
         "seed": seed, "config": asdict(model_config(task, settings)),
@@ -122,7 +136,7 @@ def sft_checkpoint_path(task: SumTask, settings, seed: int) -> Path:
     return Path(settings.run_dir) / f"sft-{digest}.pt"
 
 
-def sft_checkpoint(task: SumTask, settings, seed: int) -> Path:
+def sft_checkpoint(task: SumTask, settings: SFTSettings, seed: int) -> Path:
     """Train the warm start of one seed, or find it in the cache. Returns the checkpoint's path."""
     path = sft_checkpoint_path(task, settings, seed)
     if path.exists():

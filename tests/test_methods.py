@@ -2,6 +2,7 @@
 makes every method a policy gradient at ratio 1, the KL anchor each -kl method adds, and the logged
 shares of clipped and past-target samples. And of reasoning.rollout.minibatches: whole groups, each
 completion once per pass."""
+import dataclasses
 import math
 import types
 
@@ -13,7 +14,7 @@ import train_reasoning as tr
 from cli.settings import parse_settings
 from grpo_loss import group_advantages
 from lad_loss import lad_loss
-from reasoning.methods import BASELINES, METHODS, method_loss
+from reasoning.methods import BASELINES, MATCHING, METHODS, LossSettings, method_loss
 from reasoning.rollout import minibatches
 
 G = 4
@@ -234,3 +235,19 @@ def test_kl_cov_is_unclipped_grpo_at_ratio_one_when_log_pi_old_is_the_losss_own(
     kl_cov, _ = method_loss("kl-cov", logp, batch, args())
     grpo, _ = method_loss("grpo", logp, batch, args())
     assert torch.equal(torch.autograd.grad(kl_cov, logp)[0], torch.autograd.grad(grpo, logp)[0])
+
+
+@pytest.mark.parametrize("method", METHODS + BASELINES + MATCHING)
+def test_each_method_reads_only_the_settings_its_module_declares(method):
+    """A loss that reads a setting LossSettings does not list (a reader of methods.py could not see
+    that it needs it) fails here with an AttributeError: every method runs on exactly the declared
+    fields, and train_reasoning.Settings has each of them."""
+    declared = list(LossSettings.__annotations__)
+    assert set(declared) <= {f.name for f in dataclasses.fields(tr.Settings)}
+    settings = types.SimpleNamespace(**{k: getattr(tr.Settings(), k) for k in declared})
+    settings.group_size = G
+    logp, batch = hand_made_batch(shift=0.3)
+    entropy = torch.rand(batch["mask"].shape, generator=torch.Generator().manual_seed(3))
+    loss, _ = method_loss(method, logp, batch, settings, entropy=entropy,
+                          log_z=torch.zeros(8), cov_gen=torch.Generator().manual_seed(5))
+    assert torch.isfinite(loss)

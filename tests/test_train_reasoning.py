@@ -4,6 +4,7 @@ import importlib.util
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -247,3 +248,15 @@ def test_run_jobs_returns_results_in_job_order_even_when_later_jobs_finish_first
     reversed, and the methods' runs would be attributed to the wrong names."""
     jobs = [(i, 0.3 * (3 - i)) for i in range(4)]
     assert run_jobs(_sleep_then_return, jobs, workers=2) == [0, 1, 2, 3]
+
+
+def test_the_warm_start_reads_only_the_settings_its_module_declares(tmp_path):
+    """reasoning/sft.py trains and caches a checkpoint from exactly the fields SFTSettings lists: a
+    read of any other setting fails here, and the cache key is the one the full settings give."""
+    declared = list(sft.SFTSettings.__annotations__)
+    full = parse(["--run-dir", str(tmp_path), "--sft-steps", "2", "--n-layer", "1",
+                  "--n-head", "2", "--n-embd", "16"])
+    assert set(declared) <= set(vars(full))
+    only = SimpleNamespace(**{k: getattr(full, k) for k in declared})
+    path = sft.sft_checkpoint(TASK, only, 0)
+    assert path.is_file() and path == sft.sft_checkpoint_path(TASK, full, 0)

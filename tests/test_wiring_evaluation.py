@@ -134,6 +134,7 @@ def test_a_seeds_summary_reports_a_runs_mean_share_over_its_iterations_not_its_l
                                                                "effective_correct": 9.0})
     monkeypatch.setattr(evaluation, "exact_metrics", lambda *args: {"exact_accuracy": 0.4})
     settings = SimpleNamespace(device="cpu", eta=0.25, eval_samples=16, match_accuracy=0.6)
+    assert set(vars(settings)) == set(evaluation.SummarySettings.__annotations__)  # no more
     summary = evaluation.summarise_seed(TASK, settings, 0, "unused", {"lad": run(1.0, history)})
     lad = summary["final"]["lad"]
     assert lad["above_target"] == pytest.approx(0.3)
