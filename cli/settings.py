@@ -35,8 +35,10 @@ refused the same way as a command line, with a ValueError instead of an exit.
 import argparse
 import dataclasses
 import math
+import sys
 import types
 import typing
+from pathlib import Path
 
 _BOUNDS = (("low", ">=", lambda v, b: v >= b), ("above", ">", lambda v, b: v > b),
            ("below", "<", lambda v, b: v < b), ("high", "<=", lambda v, b: v <= b))
@@ -143,7 +145,10 @@ def _help(f, meta) -> str:
 def build_parser(cls, description: str) -> argparse.ArgumentParser:
     """The command line of a settings dataclass. Every default is argparse.SUPPRESS, so that the
     namespace holds only the flags that were given: --quick can then fill in the others."""
-    parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
+    script = Path(sys.argv[0])  # `python -m trl_demo` runs trl_demo/__main__.py: name the package
+    prog = f"python -m {script.parent.name}" if script.name == "__main__.py" else None
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     argument_default=argparse.SUPPRESS)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         meta = f.metadata

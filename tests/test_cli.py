@@ -90,3 +90,14 @@ def test_help_names_every_default_and_the_quick_value(capsys):
     assert "rollouts (default: 4000; with --quick: 400; >= 1)" in out
     assert "beta (default: --eta; >= 0)" in out
     assert "seeds (default: 0; >= 0)" in out
+
+
+@pytest.mark.parametrize("argv0,usage", [
+    ("/repo/trl_demo/__main__.py", "usage: python -m trl_demo"), ("bandit.py", "usage: bandit.py")])
+def test_usage_names_the_command_a_reader_types(argv0, usage, capsys, monkeypatch):
+    """`python -m trl_demo` runs trl_demo/__main__.py: its usage line names the package, not
+    __main__.py, which no reader can type; a script keeps its own name."""
+    monkeypatch.setattr("sys.argv", [argv0])
+    with pytest.raises(SystemExit):
+        parse_settings(Demo, ["--help"], "a demo")
+    assert capsys.readouterr().out.startswith(usage + " [-h]")
