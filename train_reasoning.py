@@ -99,6 +99,9 @@ class Settings:
     flowrl_beta: float | None = setting(None, "FlowRL's inverse temperature of r_hat", above=0,
                                         default_text="1 / --eta, LAD's")
     log_z_lr: float = setting(0.1, "Adam learning rate of FlowRL's per-prompt log Z", above=0)
+    dpg_same_a_groups: str = setting("keep", "dpg's groups whose completions all share one A (all "
+                                     "right or all wrong): keep (weights pi_sft / q) or drop "
+                                     "(weight 0)", choices=["keep", "drop"])
     # evaluation (reasoning/evaluation.py)
     eval_samples: int = setting(32, "k, samples per held-out prompt", low=16, quick=16)
     eval_every: int = setting(10, "RL iterations between evaluations", low=1, quick=4)

@@ -39,9 +39,12 @@ What self-normalising buys, and what it costs
   1/eta = 4. The correct completions take almost all of the weight for any success rate, and an
   error in p barely moves the weights (tests/test_dpg_loss.py measures both).
 * A constant A within a group (every completion right, or every one wrong, with --advantages group)
-  cancels: the weights are then pi_sft / q normalised over the group, which pulls the policy back
-  towards pi_sft's own proportions among those completions (among the correct answers, that is
-  pi*'s shape). Such a group is kept, not dropped: it is the only signal the estimator has there.
+  cancels: the weights are then pi_sft / q normalised over the group, and the update is weighted
+  maximum likelihood on the group's own completions, with total weight G. It raises their
+  probability, spread in pi_sft's proportions among them: for an all-right group that is pi*'s
+  shape; for an all-wrong group it pushes wrong completions up, the finite-G error of
+  self-normalising (its expectation over groups is still the forward KL's gradient as G grows).
+  Such groups are kept by default; drop_same_a (--dpg-same-a-groups drop) gives them weight 0.
 * The estimate is biased at finite G (a ratio of two sample means): the expected update of a group
   of G is not the exact gradient, though the bias shrinks as 1/G. It vanishes at pi = pi*, where
   every weight pi_sft exp(A/eta) / pi* = Z is the same: pi* is a fixed point at every G
@@ -51,20 +54,21 @@ The loss is a sum over completions of -(G w_i) log pi(y_i): G w_i is 1 on averag
 weight has the scale of an advantage; with one Adam step per rollout the scale does not matter.
 Sequence level throughout: log pi(y) is a completion's summed token log-probabilities.
 
-    dpg_weights(logp_sampler, logp_prior, advantages, group_size, eta)   G w_i, [batch], detached
-    dpg_loss(logp, logp_sampler, logp_prior, advantages, group_size, eta, reduction)
+    dpg_weights(logp_sampler, logp_prior, advantages, group_size, eta, drop_same_a)   G w_i, [batch]
+    dpg_loss(logp, logp_sampler, logp_prior, advantages, group_size, eta, reduction, drop_same_a)
 """
 import torch
 
 
 def dpg_weights(logp_sampler: torch.Tensor, logp_prior: torch.Tensor, advantages: torch.Tensor,
-                group_size: int, eta: float = 0.25) -> torch.Tensor:
+                group_size: int, eta: float = 0.25, drop_same_a: bool = False) -> torch.Tensor:
     """G times the self-normalised importance weights of each completion within its group, [batch].
 
     logp_sampler: log q(y), the summed log-probability of each completion under the model that
     sampled it, [batch]. logp_prior: log pi_sft(y), the same under the frozen prior of pi*, [batch].
     advantages: A, [batch]. Rows come in consecutive groups of group_size per prompt (the layout of
-    grpo_loss.group_advantages). All three are treated as constants."""
+    grpo_loss.group_advantages). All three are treated as constants. drop_same_a: a group whose
+    completions all share one A gets weight 0 instead of pi_sft / q normalised over it."""
     if not eta > 0:  # also catches NaN
         raise ValueError(f"eta must be > 0, got {eta}")
     if group_size < 1:
@@ -78,12 +82,17 @@ def dpg_weights(logp_sampler: torch.Tensor, logp_prior: torch.Tensor, advantages
                          f"{group_size}, got shape {tuple(logp_sampler.shape)}")
     # log of pi_sft(y) exp(A/eta) / q(y): pi*'s unnormalised mass over the sampler's
     log_w = (logp_prior - logp_sampler + advantages / eta).detach().view(-1, group_size)
-    return (group_size * torch.softmax(log_w, dim=1)).view(-1)
+    weights = group_size * torch.softmax(log_w, dim=1)
+    if drop_same_a:
+        groups = advantages.detach().view(-1, group_size)
+        same = (groups == groups[:, :1]).all(1, keepdim=True)
+        weights = torch.where(same, torch.zeros_like(weights), weights)
+    return weights.view(-1)
 
 
 def dpg_loss(logp: torch.Tensor, logp_sampler: torch.Tensor, logp_prior: torch.Tensor,
              advantages: torch.Tensor, group_size: int, eta: float = 0.25,
-             reduction: str = "mean") -> torch.Tensor:
+             reduction: str = "mean", drop_same_a: bool = False) -> torch.Tensor:
     """-sum_i (G w_i) log pi(y_i): the distributional policy gradient's loss (module docstring).
 
     logp: log pi_theta of each completion, summed over its tokens, [batch] (carries the gradient).
@@ -93,7 +102,7 @@ def dpg_loss(logp: torch.Tensor, logp_sampler: torch.Tensor, logp_prior: torch.T
     if logp.shape != logp_sampler.shape:
         raise ValueError(f"logp has shape {tuple(logp.shape)}, logp_sampler "
                          f"{tuple(logp_sampler.shape)}: one value per completion each")
-    loss = -dpg_weights(logp_sampler, logp_prior, advantages, group_size, eta) * logp
+    loss = -dpg_weights(logp_sampler, logp_prior, advantages, group_size, eta, drop_same_a) * logp
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.mean()

@@ -197,6 +197,7 @@ class LossSettings(Protocol):
     kl_estimator: str   # "k2" or "k3"
     flowrl_beta: float  # FlowRL's reward scale
     group_size: int     # G, dpg's groups
+    dpg_same_a_groups: str  # "keep" or "drop": dpg's groups whose completions share one A
 
 
 def method_loss(method: str, logp: torch.Tensor, batch: dict, settings: LossSettings,
@@ -257,11 +258,14 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings: LossSett
             stats["clipped"] = share(clipped, moves)
     elif method == "dpg":  # pi* = pi_sft exp(A/eta) / Z from the policy's own samples
         logp_sampler, logp_prior = logp_old.sum(1), batch["logp_ref"].sum(1)
+        drop = settings.dpg_same_a_groups == "drop"
         loss = dpg_loss(logp.sum(1), logp_sampler, logp_prior, A, settings.group_size,
-                        eta=settings.eta, reduction="sum")
-        weights = dpg_weights(logp_sampler, logp_prior, A, settings.group_size, settings.eta)
+                        eta=settings.eta, reduction="sum", drop_same_a=drop)
+        weights = dpg_weights(logp_sampler, logp_prior, A, settings.group_size, settings.eta, drop)
         groups = weights.view(-1, settings.group_size) / settings.group_size
-        stats["weight_ess"] = float((1 / (groups**2).sum(1)).mean() / settings.group_size)
+        kept = groups.sum(1) > 0  # a dropped group has no weights to be effective
+        stats["weight_ess"] = (float((1 / (groups[kept]**2).sum(1)).mean() / settings.group_size)
+                               if kept.any() else 0.0)
     elif method == "flowrl":  # trajectory balance to pi_sft exp(flowrl_beta r_hat), learned log Z
         loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=settings.flowrl_beta,
                            mask=mask, reduction="sum")

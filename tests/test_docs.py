@@ -715,6 +715,10 @@ def metrics_commands() -> list[tuple[str, str]]:
     )
 
 
+# Settings added after some committed files were written, with the default those files ran with.
+ADDED_LATER = {"dpg_same_a_groups": "keep"}
+
+
 @pytest.mark.parametrize("name,command", metrics_commands(), ids=[n for n, _ in metrics_commands()])
 def test_each_committed_metrics_file_records_the_settings_of_its_command(name, command):
     """The command, parsed as its script parses it, gives exactly the settings the file records: a
@@ -732,6 +736,8 @@ def test_each_committed_metrics_file_records_the_settings_of_its_command(name, c
     for key, value in parse_command(command).items():
         if value is None and key in ("figure", "metrics_json"):
             continue  # a default the script fills in from other settings: checked above
+        if key not in recorded and ADDED_LATER.get(key, object()) == value:
+            continue  # a setting added after the file was written: it ran with the default
         assert key in recorded and recorded[key] == value, (name, key, value, recorded.get(key))
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from baselines.dpg_loss import dpg_loss, dpg_weights
+from grpo_loss import group_advantages
 from reasoning.evaluation import large_group_advantages
 from reasoning.methods import method_loss
 
@@ -26,7 +27,7 @@ def settings(group_size, eta=ETA_ENUM, divergence="rkl"):
     """The fields of train_reasoning's settings that method_loss reads."""
     return types.SimpleNamespace(eta=eta, divergence=divergence, lad_ratio="sequence",
                                  clip_eps=0.2, kl_coef=eta, kl_estimator="k2", flowrl_beta=1 / eta,
-                                 group_size=group_size)
+                                 group_size=group_size, dpg_same_a_groups="keep")
 
 
 def expected_update(logits, group_size, method="dpg", prior=PI_SFT, advantages=A):
@@ -87,6 +88,61 @@ def test_dpg_iterated_from_pi_sft_converges_to_pi_star():
         logits = logits - 1.0 * expected_update(logits, 2)
     tv = 0.5 * float((torch.softmax(logits, 0) - PI_STAR).abs().sum())
     assert tv < 1e-3, tv
+
+
+def expected_update_with_group_advantages(logits, group_size, drop_same_a=False):
+    """As expected_update, with --advantages group: each group's A is its 0/1 rewards normalised
+    within the group (group_advantages, as the rollout computes it), so the tilt of the correct
+    answers depends on how many of the group are right."""
+    groups = torch.tensor(list(itertools.product(range(len(PI_SFT)), repeat=group_size)))
+    ys = groups.reshape(-1)
+    rewards = (A > 0).double()[ys]
+    logits = logits.detach().clone().requires_grad_(True)
+    log_pi = torch.log_softmax(logits, 0)
+    per_row = dpg_loss(log_pi[ys], log_pi.detach()[ys], PI_SFT.log()[ys],
+                       group_advantages(rewards, group_size), group_size, eta=ETA_ENUM,
+                       reduction="none", drop_same_a=drop_same_a)
+    probability = log_pi.detach()[groups].sum(1).exp()
+    (grad,) = torch.autograd.grad((per_row.view(-1, group_size).sum(1) * probability).sum(),
+                                  logits)
+    return grad
+
+
+# P(correct) where the expected update ends, by group size and what same-A groups get; pi*: 0.881
+WITH_GROUP_A = {(2, False): 0.804, (4, False): 0.874, (2, True): 0.670, (4, True): 0.772}
+
+
+@pytest.mark.parametrize("group_size,drop_same_a", list(WITH_GROUP_A))
+def test_with_the_groups_own_a_dpg_keeps_pi_stars_shape_but_not_its_success_rate(group_size,
+                                                                                  drop_same_a):
+    """The runs use --advantages group, not the A that defines pi*. Iterated to its fixed point from
+    pi_sft, the expected update keeps pi_sft's proportions among the correct answers (pi*'s shape:
+    0.4, 0.6) exactly, while P(correct) ends elsewhere than pi*'s 0.881, lower still when the
+    groups that are all right or all wrong are dropped (WITH_GROUP_A). A shape test alone would
+    pass with any tilt that is the same for every correct answer; the success rate shows which."""
+    logits = PI_SFT.log().clone()
+    for _ in range(1000):
+        logits = logits - expected_update_with_group_advantages(logits, group_size, drop_same_a)
+    assert float(expected_update_with_group_advantages(logits, group_size, drop_same_a).norm()) \
+        < 1e-10
+    pi = torch.softmax(logits, 0)
+    shape = pi[:2] / pi[:2].sum()
+    assert torch.allclose(shape, PI_SFT[:2] / PI_SFT[:2].sum(), atol=1e-9)
+    assert float(pi[:2].sum()) == pytest.approx(WITH_GROUP_A[group_size, drop_same_a], abs=5e-4)
+    assert abs(float(pi[:2].sum()) - float(PI_STAR[:2].sum())) > 0.005
+
+
+def test_dropping_same_a_groups_zeroes_their_weights_and_leaves_the_others():
+    log_q = torch.tensor([-1.0, -2.0, -3.0, -1.5, -0.5, -2.5])
+    log_prior = torch.tensor([-2.0, -1.0, -3.0, -2.5, -1.0, -0.7])
+    advantages = torch.tensor([0.0, 0.0, 0.0, 1.2, -0.6, -0.6])  # one flat group, one mixed
+    kept = dpg_weights(log_q, log_prior, advantages, group_size=3)
+    dropped = dpg_weights(log_q, log_prior, advantages, group_size=3, drop_same_a=True)
+    assert torch.equal(dropped[:3], torch.zeros(3)) and kept[:3].sum() == pytest.approx(3.0)
+    assert torch.equal(dropped[3:], kept[3:])
+    logp = torch.zeros(6, requires_grad=True)
+    dpg_loss(logp, log_q, log_prior, advantages, 3, reduction="sum", drop_same_a=True).backward()
+    assert torch.equal(logp.grad, -dropped)
 
 
 def test_a_group_with_one_value_of_a_pulls_towards_pi_sft_among_its_completions():
@@ -187,3 +243,24 @@ def test_bad_input_is_refused_naming_the_argument(kwargs, name):
                 advantages=torch.zeros(4), group_size=2, eta=0.25, reduction="mean")
     with pytest.raises(ValueError, match=name):
         dpg_loss(**(base | kwargs))
+
+
+def test_the_command_lines_choice_for_same_a_groups_reaches_the_loss():
+    """--dpg-same-a-groups drop must reach method_loss: the flat first group adds nothing to the
+    loss, and the weight_ess statistic is over the groups that are kept."""
+    g = torch.Generator().manual_seed(0)
+    logp_old = -torch.rand(6, 2, generator=g) - 0.5
+    batch = {"logp_old": logp_old, "mask": torch.ones(6, 2, dtype=torch.bool),
+             "advantages": torch.tensor([0.0, 0.0, 0.0, 1.2, -0.6, -0.6]),
+             "logp_ref": logp_old - torch.rand(6, 2, generator=g)}
+    losses = {}
+    for choice in ("keep", "drop"):
+        s = settings(3)
+        s.dpg_same_a_groups = choice
+        logp = logp_old.clone().requires_grad_(True)
+        losses[choice], stats = method_loss("dpg", logp, batch, s)
+    want = dpg_loss(logp_old.sum(1), logp_old.sum(1), batch["logp_ref"].sum(1),
+                    batch["advantages"], 3, eta=ETA_ENUM, reduction="sum", drop_same_a=True)
+    assert float(losses["drop"]) == pytest.approx(float(want) / 12, rel=1e-6)
+    assert float(losses["drop"]) != pytest.approx(float(losses["keep"]), rel=1e-3)
+    assert 0 < stats["weight_ess"] <= 1
