@@ -450,12 +450,17 @@ FLOOR_RUNS = [
     ("reasoning_distil_3000_lr1e-3.json", "distil", "3000 steps, lr 1e-3"),
     ("reasoning_distil_3000_lr3e-4.json", "distil", "3000 steps, lr 3e-4"),
 ]
-GRID_RUNS = [(f"reasoning_dpg_lr{lr}.json", "dpg", f"`dpg`, lr {lr}")
-             for lr in ("2e-4", "5e-4", "1e-3")] + [
-    ("reasoning_long_rkl_sft.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
-    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
-    ("reasoning_long_sft.json", "grpo-kl", "`grpo-kl`, lr 2e-4"),
-    ("reasoning_long_sft.json", "lad-kl", "`lad-kl`, lr 2e-4"),
+GRID_RUNS = (
+    [(f"reasoning_dpg_lr{lr}.json", "dpg", f"`dpg`, lr {lr}") for lr in ("2e-4", "5e-4", "1e-3")]
+    + [(f"reasoning_long_rkl_{adv}{'' if lr == '2e-4' else '_lr' + lr}.json", "lad-fixed",
+        f"`lad-fixed`, f = rkl, lr {lr}")
+       for adv in ("sft", "sft-sampled") for lr in ("2e-4", "5e-4", "1e-3")]
+    + [(f"reasoning_long_{'sft' if lr == '2e-4' else 'kl_sft_lr' + lr}.json", method,
+        f"`{method}`, lr {lr}")
+       for method in ("grpo-kl", "lad-kl") for lr in ("2e-4", "5e-4", "1e-3")])
+DPG_SAME_A_RUNS = [
+    ("reasoning_dpg_lr2e-4.json", "dpg", "`dpg`, keep (the default)"),
+    ("reasoning_dpg_drop.json", "dpg", "`dpg`, drop"),
 ]
 DPG_LONG_RUNS = [
     ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4"),
@@ -594,6 +599,8 @@ TABLES = [
      lambda: from_samples_rows(GRID_RUNS)),
     ("docs/gpt_dpg.md", "### 3000 iterations", [n for n, _, _ in DPG_LONG_RUNS],
      lambda: from_samples_rows(DPG_LONG_RUNS)),
+    ("docs/gpt_dpg.md", "Groups whose completions share one A", [n for n, _, _ in DPG_SAME_A_RUNS],
+     lambda: from_samples_rows(DPG_SAME_A_RUNS)),
     ("docs/gpt_dpg.md", "The estimated success rate", [n for n, _, _ in DPG_SAMPLED_RUNS],
      lambda: from_samples_rows(DPG_SAMPLED_RUNS)),
     ("docs/gpt_studies.md", "Training prompts", ["reasoning_metrics.json"],
