@@ -415,8 +415,8 @@ REFERENCE_RUNS = ["reasoning_references.json", "reasoning_references_lr2e-4.json
 HEADLINE_RUNS = [
     ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation reference (`pi*` handed over)"),
     ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
-    ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl"),
-    ("reasoning_long_rkl_sft-sampled.json", "lad-fixed", "`lad-fixed`, f = rkl"),
+    ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
+    ("reasoning_long_rkl_sft-sampled_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
 ]
 ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
@@ -465,6 +465,7 @@ DPG_SAME_A_RUNS = [
 DPG_LONG_RUNS = [
     ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4"),
     ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
+    ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
 ]
 DPG_SAMPLED_RUNS = [
     ("reasoning_dpg_sft-sampled.json", "dpg", "`dpg`, lr 2e-4"),
