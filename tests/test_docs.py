@@ -671,6 +671,14 @@ def test_the_gpt_chapter_is_a_chapter_and_its_studies_have_their_own_page():
     assert "](gpt_studies.md" in chapter
 
 
+@pytest.mark.parametrize("page", ["docs/bandit.md", "docs/gpt.md", "docs/baselines.md",
+                                  "docs/trl.md"])
+def test_every_chapter_page_is_read_in_one_sitting(page):
+    """Each chapter page stays at most 3,000 words (wc -w); a study that outgrows it moves to the
+    chapter's studies page (bandit_studies.md, gpt_studies.md, gpt_dpg.md)."""
+    assert len(text(page).split()) <= GPT_CHAPTER_WORDS, page
+
+
 def test_the_gpt_chapter_documentation_example_runs():
     """The example under Documentation is code a reader copies: a renamed argument of method_loss
     or group_advantages, or a settings field it no longer reads, would hand them a traceback."""
