@@ -466,6 +466,8 @@ DPG_LONG_RUNS = [
     ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4"),
     ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
+    ("reasoning_long_grpo-kl_sft_3000.json", "grpo-kl", "`grpo-kl`, lr 2e-4"),
+    ("reasoning_long_lad-kl_sft_3000.json", "lad-kl", "`lad-kl`, lr 2e-4"),
 ]
 DPG_SAMPLED_RUNS = [
     ("reasoning_dpg_sft-sampled.json", "dpg", "`dpg`, lr 2e-4"),
