@@ -46,9 +46,11 @@ What self-normalising buys, and what it costs
   self-normalising (its expectation over groups is still the forward KL's gradient as G grows).
   Such groups are kept by default; drop_same_a (--dpg-same-a-groups drop) gives them weight 0.
 * The estimate is biased at finite G (a ratio of two sample means): the expected update of a group
-  of G is not the exact gradient, though the bias shrinks as 1/G. It vanishes at pi = pi*, where
-  every weight pi_sft exp(A/eta) / pi* = Z is the same: pi* is a fixed point at every G
-  (tests/test_dpg_loss.py enumerates the groups of a small policy and measures the bias).
+  of G is not the exact gradient, though the bias shrinks as 1/G. With the A that defines pi*
+  (--advantages sft) it vanishes at pi = pi*, where every weight pi_sft exp(A/eta) / pi* = Z is
+  the same: pi* is a fixed point at every G. With the group's own A (--advantages group) the tilt
+  depends on the group, and the fixed point keeps pi*'s shape among the correct answers but not
+  its P(correct) (tests/test_dpg_loss.py enumerates the groups of a small policy for both).
 
 The loss is a sum over completions of -(G w_i) log pi(y_i): G w_i is 1 on average, so a completion's
 weight has the scale of an advantage; with one Adam step per rollout the scale does not matter.
