@@ -95,7 +95,7 @@ class Settings:
                                   "the baselines (0: none)", low=0, high=1e6)
     flowrl_reward: str = setting("normalised", "FlowRL's reward: GRPO's group-normalised A (as "
                                  "published) or the raw A", choices=["normalised", "raw"])
-    center_advantages: bool = setting(False, "subtract A's mean under pi_0 (the same pi*, Z > 1)")
+    centre_advantages: bool = setting(False, "subtract A's mean under pi_0 (the same pi*, Z > 1)")
     exact: bool = setting(False, "the exact expectation over all 50 arms instead of a sampled "
                           "group (lad-fixed, lad, grpo)")
     seed: int = setting(0, "the same seed, the same numbers", low=0, below=2**64)
@@ -130,7 +130,7 @@ class Settings:
         if self.divergence not in DIVERGENCES:
             raise ValueError(f"--divergence must be one of {', '.join(sorted(DIVERGENCES))}, "
                              f"got {self.divergence}")
-        A = bandit_advantages(uniform_policy(), self.center_advantages)
+        A = bandit_advantages(uniform_policy(), self.centre_advantages)
         largest = float(A.max()) / self.eta
         if largest > MAX_LOG_WEIGHT:  # a very negative A/eta only underflows exp to 0: harmless
             raise ValueError(f"--eta {self.eta:g} is too small: A/eta reaches {largest:.0f}, "
@@ -215,7 +215,7 @@ class Learner:
             raise ValueError(f"method must be one of {BANDIT_METHODS}, got {method!r}")
         self.method, self.settings = method, settings
         self.pi_0 = uniform_policy()
-        self.advantages = bandit_advantages(self.pi_0, center=settings.center_advantages)
+        self.advantages = bandit_advantages(self.pi_0, centre=settings.centre_advantages)
         self.target = target_policy(self.pi_0, self.advantages, settings.eta)
         # pi_0 is pi_old for lad-fixed, and for grpo and the baselines with --grpo-pi-old fixed.
         self.pi_old_fixed = method == "lad-fixed" or (
@@ -296,7 +296,7 @@ def experiment(settings: Settings) -> list[tuple[str, str, Settings]]:
     """What to run, as (key, method, settings): --methods side by side, or one ablation's runs."""
     if settings.ablation is None:
         return [(method, method, settings) for method in settings.methods]
-    std = std_at_target(settings.eta, settings.center_advantages)
+    std = std_at_target(settings.eta, settings.centre_advantages)
     return ablation_runs(settings.ablation, settings, std)
 
 
@@ -330,18 +330,20 @@ def main(argv=None) -> dict:
     else:  # one target shared by every run
         target = next(iter(runs.values())).target
         metrics["target"] = summarise_policy(target, target)
-    reference = next((key for key, method, _ in runs_to_do if method == "grpo"), runs_to_do[0][0])
+    relative_to = next((key for key, method, _ in runs_to_do if method == "grpo"),
+                       runs_to_do[0][0])
     if settings.metrics_json and settings.timing_rounds:
         fresh = {key: Learner(method, s) for key, method, s in runs_to_do}
         step_seconds = step_time_side_by_side(fresh, settings.timing_rounds)
         for key in runs:
-            metrics[key]["step_time_ratio"] = round(step_seconds[key] / step_seconds[reference], 3)
-        metrics["step_time"] = {"reference": reference, "rounds": settings.timing_rounds,
+            ratio = step_seconds[key] / step_seconds[relative_to]
+            metrics[key]["step_time_ratio"] = round(ratio, 3)
+        metrics["step_time"] = {"relative_to": relative_to, "rounds": settings.timing_rounds,
                                 "statistic": STATISTIC,
                                 "seconds": {key: round(s, 7) for key, s in step_seconds.items()}}
     print_table({key: m for key, m in metrics.items() if key != "step_time"})
     if "step_time" in metrics:
-        print(f"step/ref: each run's optimiser step over {reference}'s, the runs taking turns")
+        print(f"step/ref: each run's optimiser step over {relative_to}'s, the runs taking turns")
     if settings.ablation is None and "lad" not in settings.methods:
         print("LAD with pi_old refreshed every iteration collapses too: add it with "
               "--methods lad-fixed lad grpo, or see --ablation pi-old")

@@ -13,7 +13,7 @@ and it moves almost all the mass onto them. The methods (grpo, lad, lad-fixed, g
 the paper's other baselines), what each loss optimises and which model samples each rollout are in
 reasoning/methods.py: read it first.
 
-For each seed: an SFT warm start (reasoning/sft.py, cached under --run-dir); then, for each
+For each seed: an SFT warm start (reasoning/sft.py, cached under --sft-cache-dir); then, for each
 method, --iterations RL iterations from it (`rl_iteration`: sample a rollout from pi_old, verify,
 advantages, the method's loss, the optimiser steps), evaluated on held-out prompts every
 --eval-every iterations (reasoning/evaluation.py), exactly where it can be: P(correct), the
@@ -21,7 +21,7 @@ effective number of correct answers exp(H), and the TV distance to pi*.
 
 Run:  python train_reasoning.py --quick     seconds, numbers that mean little (figures: runs/quick)
       python train_reasoning.py             one seed, the five methods (figures: runs/)
-      python train_reasoning.py --seed 0 1 2 3 4 --metrics-json plots/reasoning_metrics.json \\
+      python train_reasoning.py --seeds 0 1 2 3 4 --metrics-json plots/reasoning_metrics.json \\
           --out-dir plots                   the chapter's table and figures, the committed ones
 """
 import time
@@ -44,7 +44,7 @@ from reasoning.evaluation import (ACCURACY_LEVELS, aggregate_seeds, answer_proba
                                   targets_of, tv_to_target)
 from reasoning.methods import BASELINES, MATCHING, METHODS, method_loss, rl_models
 from reasoning.parallel import run_jobs
-from reasoning.references import REFERENCES, reference_iteration
+from reasoning.sample_free import SAMPLE_FREE, sample_free_iteration
 from reasoning.rollout import (RandomStreams, minibatches, sample_rollout, sampled_success,
                                sft_advantages)
 from reasoning.sft import sft_checkpoint
@@ -55,12 +55,12 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 @dataclass
 class Settings:
-    seed: list[int] = setting([0], "one or more seeds; each trains its own SFT start and every "
+    seeds: list[int] = setting([0], "one or more seeds; each trains its own SFT start and every "
                               "method from it", low=0, distinct=True)
     methods: list[str] = setting(list(METHODS), "what to train, any of: "
                                  + " ".join(METHODS + BASELINES + MATCHING) + "; or the "
-                                 "references that take no sample: " + " ".join(REFERENCES),
-                                 choices=METHODS + BASELINES + MATCHING + REFERENCES,
+                                 "sample-free methods: " + " ".join(SAMPLE_FREE),
+                                 choices=METHODS + BASELINES + MATCHING + SAMPLE_FREE,
                                  distinct=True)
     # the model (tiny_lm.GPTConfig)
     n_layer: int = setting(2, "transformer blocks", low=1)
@@ -80,11 +80,12 @@ class Settings:
                                "optimiser step each", low=1)
     epochs: int = setting(1, "passes over each rollout", low=1)
     lr: float = setting(2e-4, "RL Adam learning rate (every method)", above=0)
-    advantages: str = setting("group", "group: normalised within each sampled group; sft: the "
-                              "SFT policy's (A+, A-) of the prompt, the A of pi*; sft-normalised: "
-                              "those minus eta log Z, so that Z = 1; sft-sampled: as sft, with the "
-                              "success rate estimated from 64 SFT samples per prompt, drawn once",
-                              choices=["group", "sft", "sft-normalised", "sft-sampled"])
+    advantage_source: str = setting("group", "where A comes from. group: the rewards normalised "
+                                    "within each sampled group; sft: the SFT policy's (A+, A-) of "
+                                    "the prompt, the A of pi*; sft-normalised: those minus eta log "
+                                    "Z, so that Z = 1; sft-sampled: as sft, with the success rate "
+                                    "estimated from 64 SFT samples per prompt, drawn once",
+                                    choices=["group", "sft", "sft-normalised", "sft-sampled"])
     clip_eps: float = setting(0.2, "GRPO's clip", above=0)
     eta: float = setting(0.25, "LAD's temperature (the paper: 1/eta = 4)", above=0)
     divergence: str = setting("js", "LAD's f-divergence", choices=sorted(DIVERGENCES))
@@ -96,8 +97,8 @@ class Settings:
     kl_coef: float | None = setting(None, "beta, the -kl methods' KL coefficient", low=0,
                                     default_text="--eta: grpo-kl's k2 optimum is then pi*, "
                                     "lad-kl's pi_sft exp(w(A)/beta) / Z (reasoning/methods.py)")
-    flowrl_beta: float | None = setting(None, "FlowRL's inverse temperature of r_hat", above=0,
-                                        default_text="1 / --eta, LAD's")
+    flowrl_reward_scale: float | None = setting(None, "FlowRL's scale of r_hat (its paper's beta)",
+                                                above=0, default_text="1 / --eta, LAD's")
     log_z_lr: float = setting(0.1, "Adam learning rate of FlowRL's per-prompt log Z", above=0)
     dpg_same_a_groups: str = setting("keep", "dpg's groups whose completions all share one A (all "
                                      "right or all wrong): keep (weights pi_sft / q) or drop "
@@ -110,7 +111,7 @@ class Settings:
     # where things go (runs/ is not committed; the chapter's own figures: --out-dir plots)
     out_dir: str = setting("runs", "where the figures go", quick="runs/quick")
     metrics_json: str | None = setting(None, "write the metrics to this JSON file")
-    run_dir: str = setting("runs", "where the SFT checkpoints are cached")
+    sft_cache_dir: str = setting("runs", "where the SFT checkpoints are cached")
     # how the work is spread
     device: str = setting(DEVICE, "cpu or cuda", default_text="cuda where available, else cpu")
     threads: int = setting(1, "torch CPU threads per process (1 is fastest for this model)",
@@ -124,8 +125,8 @@ class Settings:
         check(self)
         if self.kl_coef is None:  # beta = eta: grpo-kl's k2 optimum pi_sft exp(A/beta) / Z is pi*
             self.kl_coef = self.eta
-        if self.flowrl_beta is None:  # LAD's temperature per unit of r_hat (not pi*: methods.py)
-            self.flowrl_beta = 1 / self.eta
+        if self.flowrl_reward_scale is None:  # LAD's 1/eta per unit of r_hat (not pi*: methods.py)
+            self.flowrl_reward_scale = 1 / self.eta
         if self.n_embd % self.n_head:
             raise ValueError(f"--n-embd {self.n_embd} must be a multiple of --n-head {self.n_head}")
         # The largest group-normalised advantage is (G - 1) / sqrt(G) (one success in the group),
@@ -139,27 +140,27 @@ class Settings:
                              "holds whole groups")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: CUDA is not available here")
-        for name, kind in [("out_dir", "dir"), ("run_dir", "dir"), ("metrics_json", "file")]:
+        for name, kind in [("out_dir", "dir"), ("sft_cache_dir", "dir"), ("metrics_json", "file")]:
             path = getattr(self, name)
             problem = path is not None and output_path_problem(path, kind)
             if problem:
                 raise ValueError(f"{flag(name)} {path}: {problem}")
 
 
-def rl_iteration(method: str, policy: GPT, sampler: GPT, reference: GPT | None, optimizer,
+def rl_iteration(method: str, policy: GPT, sampler: GPT, pi_ref: GPT | None, optimizer,
                  task: SumTask, settings: Settings, streams: RandomStreams,
                  fixed_advantages: dict | None = None,
                  log_z: torch.Tensor | None = None) -> tuple[dict, list[dict]]:
     """One RL iteration of `method`, as it runs. `sampler` is pi_old: the policy itself, or the
-    frozen SFT model for lad-fixed (reasoning.methods.rl_models); it and the anchor `reference`
-    stay fixed for the whole iteration. fixed_advantages: n -> (A+, A-) (--advantages sft or
+    frozen SFT model for lad-fixed (reasoning.methods.rl_models); it and the anchor `pi_ref`
+    stay fixed for the whole iteration. fixed_advantages: n -> (A+, A-) (--advantage-source sft or
     sft-normalised) instead of the group's. log_z: FlowRL's per-prompt log Z, which `optimizer`
     trains too. Returns the rollout, rewards and advantages included, and each step's statistics."""
     G = settings.group_size
     # 1. Sample a rollout from pi_old: G completions of each of --prompts-per-iteration training
     #    prompts, with log pi_old of every token (and log pi_sft, for an anchored method).
     rollout = sample_rollout(sampler, task, settings.prompts_per_iteration, G, streams.prompt_gen,
-                             streams.sample_gen, reference, settings.device)
+                             streams.sample_gen, pi_ref, settings.device)
     # 2. Verify: reward 1 for a correct answer of the completion's own prompt, else 0.
     n_of_row = [n for n in rollout["ns"] for _ in range(G)]
     texts = [task.decode(row) for row in rollout["completions"].tolist()]
@@ -197,25 +198,25 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
     sft_model = GPT.load(sft_path, map_location=settings.device)
     targets = targets_of(sft_model, task, task.heldout_n, settings.eta)  # pi* of each prompt
     fixed_advantages = None
-    if settings.advantages != "group":
+    if settings.advantage_source != "group":
         success = None  # the exact success rate: an oracle, as the chapter labels it
-        if settings.advantages == "sft-sampled":  # its own stream: the runs' draws do not move
+        if settings.advantage_source == "sft-sampled":  # its own stream: the runs' draws stay
             success_gen = torch.Generator(device=settings.device).manual_seed(seed + 4)
             success = sampled_success(sft_model, task, success_gen)
         fixed_advantages = sft_advantages(sft_model, task, settings.eta, success=success,
-                                          normalised=settings.advantages == "sft-normalised")
-    policy, sampler, reference = rl_models(method, sft_path, settings.device)
+                                          normalised=settings.advantage_source == "sft-normalised")
+    policy, sampler, pi_ref = rl_models(method, sft_path, settings.device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
     log_z = None
     if method == "flowrl":
         # FlowRL's log Z(x): one learned number per training prompt (the authors use a head on
         # the prompt's hidden state; for a fixed set of prompts a table is the same thing). It must
-        # travel about flowrl_beta * A+ (several units) in a run: at the policy's learning rate Adam
-        # would move it 0.04 in 200 steps, hence its own.
+        # travel about flowrl_reward_scale * A+ (several units) in a run: at the policy's learning
+        # rate Adam would move it 0.04 in 200 steps, hence its own.
         log_z = torch.zeros(len(task.train_n), device=settings.device, requires_grad=True)
         optimizer.add_param_group({"params": [log_z], "lr": settings.log_z_lr})
     streams = RandomStreams.seeded(seed, settings.device)  # every method: the same prompts
-    if method in REFERENCES:  # pi* of every training prompt: the references train on it directly
+    if method in SAMPLE_FREE:  # pi* of every training prompt: the sample-free methods train on it
         train_targets = targets_of(sft_model, task, task.train_n, settings.eta)
     history = {"iteration": [], "reward": [], "evals": [], "steps": {}}
     seconds = []
@@ -228,13 +229,13 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
         if it == settings.iterations:
             break
         start = time.perf_counter()  # time sampling and updates, not the evaluation
-        if method in REFERENCES:  # no rollout: an exact step (reasoning/references.py)
-            stats = [reference_iteration(method, policy, optimizer, task,
+        if method in SAMPLE_FREE:  # no rollout: an exact step (reasoning/sample_free.py)
+            stats = [sample_free_iteration(method, policy, optimizer, task,
                                          settings.prompts_per_iteration, streams.prompt_gen,
                                          train_targets)]
             reward = stats[0]["p_correct"]  # the exact P(correct) of the step's prompts
         else:
-            rollout, stats = rl_iteration(method, policy, sampler, reference, optimizer, task,
+            rollout, stats = rl_iteration(method, policy, sampler, pi_ref, optimizer, task,
                                           settings, streams, fixed_advantages, log_z)
             reward = float(rollout["rewards"].mean())  # lad-fixed: its sampler's
         seconds.append(time.perf_counter() - start)
@@ -257,19 +258,19 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     torch.set_num_threads(settings.threads)
     task = task or SumTask()
     pool = {"workers": settings.workers, "threads": settings.threads, "device": settings.device}
-    sft_paths = run_jobs(sft_checkpoint, [(task, settings, s) for s in settings.seed], **pool)
+    sft_paths = run_jobs(sft_checkpoint, [(task, settings, s) for s in settings.seeds], **pool)
     jobs = [(method, task, settings, seed, path)
-            for seed, path in zip(settings.seed, sft_paths) for method in settings.methods]
+            for seed, path in zip(settings.seeds, sft_paths) for method in settings.methods]
     runs = iter(run_jobs(train_rl, jobs, **pool))
     results = [summarise_seed(task, settings, seed, path, {m: next(runs) for m in settings.methods})
-               for seed, path in zip(settings.seed, sft_paths)]
+               for seed, path in zip(settings.seeds, sft_paths)]
     metrics = aggregate_seeds(results, settings.methods)
     paths = {k: repository_path(getattr(settings, k))
-             for k in ("out_dir", "metrics_json", "run_dir")}
+             for k in ("out_dir", "metrics_json", "sft_cache_dir")}
     metrics["settings"] = {**asdict(settings), **paths, "n_train_prompts": len(task.train_n),
                            "heldout_n": task.heldout_n,
                            "n_params": results[0]["sft_model"].num_params()}
-    print_summary(metrics, settings.seed, settings.eval_samples, settings.match_accuracy,
+    print_summary(metrics, settings.seeds, settings.eval_samples, settings.match_accuracy,
                   len(task.heldout_n))
 
     first = results[0]  # the answer figure shows the first seed's models; the curves every seed's
@@ -281,7 +282,7 @@ def main(argv=None, task: SumTask | None = None) -> dict:
     frontiers = {m: [diversity_frontier(res["runs"][m]["history"]["evals"]) for res in results]
                  for m in settings.methods}
     out_dir = Path(settings.out_dir)
-    figures = [draw_answers(probs, targets, tvs, ns, task, settings.seed[0],
+    figures = [draw_answers(probs, targets, tvs, ns, task, settings.seeds[0],
                             out_dir / "reasoning_answers.png"),
                draw_training(curves, ACCURACY_LEVELS, frontiers,
                              out_dir / "reasoning_training.png")]

@@ -45,9 +45,9 @@ def ablation_runs(name: str, settings, std_at_target: float) -> list[tuple]:
                 ("flowrl, raw A", "flowrl", replace(s, flowrl_reward="raw"))] + [
             (method, method, s) for method in ("entadv", "clip-cov", "kl-cov")]
     if name == "divergences":  # each divergence with Z = 1, then with centred advantages
-        return [(d + (", centred A" if center else ""), "lad-fixed",
-                 replace(s, divergence=d, center_advantages=center))
-                for center in (False, True) for d in DIVERGENCE_ORDER]
+        return [(d + (", centred A" if centre else ""), "lad-fixed",
+                 replace(s, divergence=d, centre_advantages=centre))
+                for centre in (False, True) for d in DIVERGENCE_ORDER]
     if name == "eta":
         return [(f"1/eta={k:g}", "lad-fixed", replace(s, eta=1 / k)) for k in [0.5, 1, 2, 4, 8, 16]]
     if name == "pi-old":

@@ -8,22 +8,22 @@ group-normalised advantages A_hat; this file turns them into each baseline's per
     Baseline(method, settings, clip_eps)   one baseline: its per-sample loss (.loss), what it
                                            trains beside the logits (.parameters: FlowRL's log Z),
                                            what a metrics file reports of it (.metrics: FlowRL's
-                                           beta and log Z); Clip-Cov's generator for the samples
-                                           it holds back
-    flowrl_beta(settings)                  the beta that makes pi* FlowRL's fixed point
+                                           reward_scale and log Z); Clip-Cov's generator for the
+                                           samples it holds back
+    flowrl_reward_scale(settings)          the reward scale that makes pi* FlowRL's fixed point
 
 How each is set up on a bandit. The baselines run against the same pi*, with GRPO's sampling
 (on-policy, group-normalised advantages) and the same iterations, lr, group and seed. A response is
 one arm here, so a "token" is an arm and its entropy is the entropy of the whole softmax.
   * FlowRL (baselines/flowrl_loss.py): reference pi_0, log Z one learned scalar trained with the
     logits. With its reward normalised over the group, as published, its target
-    pi_0 exp(beta r_hat) / Z has the temperature std / beta, std being the spread of A in the group.
-    Near pi* that spread is std_{pi*}(A) = 0.193, so beta = std_{pi*}(A) / eta = 0.77 makes pi* its
-    fixed point in the large-group limit (the same std as the entropy-bonus ablation's coefficient
-    eta / std). A group of 64 is not that limit: an arm far from the mean inflates the std of the
-    very group it is drawn in, so its r_hat is pulled towards 0 and FlowRL's fixed point is flatter
-    than pi*. So the ablation runs FlowRL a second time on the raw A that LAD sees
-    (`--flowrl-reward raw`), with beta = 1/eta: then its optimum is exactly pi*.
+    pi_0 exp(reward_scale r_hat) / Z has the temperature std / reward_scale, std being the spread of
+    A in the group. Near pi* that spread is std_{pi*}(A) = 0.193, so reward_scale = std_{pi*}(A) /
+    eta = 0.77 makes pi* its fixed point in the large-group limit (the same std as the entropy-bonus
+    ablation's coefficient eta / std). A group of 64 is not that limit: an arm far from the mean
+    inflates the std of the very group it is drawn in, so its r_hat is pulled towards 0 and FlowRL's
+    fixed point is flatter than pi*. So the ablation runs FlowRL a second time on the raw A that LAD
+    sees (`--flowrl-reward raw`), with reward_scale = 1/eta: then its optimum is exactly pi*.
   * EntAdv (baselines/entadv_loss.py): alpha = 0.4, kappa = 2, as published, on GRPO's clipped
     surrogate.
   * Clip-Cov, KL-Cov (baselines/cov_loss.py): the authors' shares, band and coefficient; their
@@ -42,25 +42,25 @@ from measures.distributions import entropy
 BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
 
 
-def flowrl_beta(settings) -> float:
-    """FlowRL's beta such that pi* is its fixed point: 1/eta on the raw A; on A normalised by the
-    group's std, std_{pi*}(A) / eta (the std the group has once the policy is at pi*)."""
+def flowrl_reward_scale(settings) -> float:
+    """FlowRL's reward_scale such that pi* is its fixed point: 1/eta on the raw A; on A normalised
+    by the group's std, std_{pi*}(A) / eta (the std the group has once the policy is at pi*)."""
     if settings.flowrl_reward == "raw":
         return 1 / settings.eta
-    return std_at_target(settings.eta, settings.center_advantages) / settings.eta
+    return std_at_target(settings.eta, settings.centre_advantages) / settings.eta
 
 
 class Baseline:
     """One baseline on the bandit. settings: bandit.py's Settings (eta, flowrl_reward,
-    center_advantages, seed)."""
+    centre_advantages, seed)."""
 
     def __init__(self, method: str, settings, clip_eps: float):
         if method not in BASELINES:
             raise ValueError(f"a baseline must be one of {BASELINES}, got {method!r}")
         self.method, self.settings, self.clip_eps = method, settings, clip_eps
         self.pi_0 = uniform_policy()
-        self.advantages = bandit_advantages(self.pi_0, center=settings.center_advantages)
-        self.flowrl_beta = flowrl_beta(settings)
+        self.advantages = bandit_advantages(self.pi_0, centre=settings.centre_advantages)
+        self.flowrl_reward_scale = flowrl_reward_scale(settings)
         self.log_z = torch.zeros((), requires_grad=True)  # FlowRL's; starts at 0 like the logits
         self.parameters = [self.log_z] if method == "flowrl" else []  # trained with the logits
         self.select_gen = torch.Generator().manual_seed(settings.seed)  # Clip-Cov's held-back arms
@@ -69,11 +69,11 @@ class Baseline:
         """The per-sample loss [group]: logp, logp_old, advantages (A) and group_advantages (A_hat)
         of the sampled arms [group]; logp_all, the policy's log-probabilities of every arm [50]."""
         group = len(arms)
-        if self.method == "flowrl":  # trajectory balance to pi_0 exp(beta r) / Z
+        if self.method == "flowrl":  # trajectory balance to pi_0 exp(reward_scale r) / Z
             r = advantages if self.settings.flowrl_reward == "raw" else group_advantages
             logp_ref = torch.log(self.pi_0)[arms]
             return flowrl_loss(logp, logp_old, logp_ref, self.log_z.expand(group), r,
-                               beta=self.flowrl_beta, reduction="none")
+                               reward_scale=self.flowrl_reward_scale, reduction="none")
         if self.method == "entadv":  # one decision: every sample's "token" entropy is the softmax's
             entropies = entropy(logp_all.exp()).expand(group)
             return entadv_loss(logp, logp_old, group_advantages, entropies, clip_eps=self.clip_eps,
@@ -85,19 +85,20 @@ class Baseline:
 
     def true_log_z(self, pi: torch.Tensor) -> float:
         """FlowRL: the log Z that zeroes its residual for groups drawn from pi, in the large-group
-        limit: log sum_arms pi_0 exp(beta r), r = A or (A - mean) / std with mean and std under
-        pi."""
+        limit: log sum_arms pi_0 exp(reward_scale r), r = A or (A - mean) / std with mean and std
+        under pi."""
         r = self.advantages
         if self.settings.flowrl_reward != "raw":
             r = (r - (pi * r).sum()) / advantage_std(pi, r)
-        return float(torch.logsumexp(torch.log(self.pi_0) + self.flowrl_beta * r, 0))
+        return float(torch.logsumexp(torch.log(self.pi_0) + self.flowrl_reward_scale * r, 0))
 
     def metrics(self, pi: torch.Tensor, target: torch.Tensor) -> dict:
         """What a metrics file reports of this baseline at the end of training, at the policy pi:
-        FlowRL's beta, its learned log Z, the true one for pi, and the true one at pi* (target)."""
+        FlowRL's reward_scale, its learned log Z, the true one for pi, and the true one at pi*
+        (target)."""
         if self.method != "flowrl":
             return {}
-        return {"flowrl_beta": round(self.flowrl_beta, 4),
+        return {"flowrl_reward_scale": round(self.flowrl_reward_scale, 4),
                 "log_z": round(float(self.log_z.detach()), 4),
                 "true_log_z": round(self.true_log_z(pi), 4),
                 "log_z_at_target": round(self.true_log_z(target), 4)}

@@ -12,14 +12,14 @@ We chose this A so that at the paper's setting 1/eta = 4 the target policy of Le
 mixture itself: pi* = pi_0 * exp(A/eta) / Z = mixture (and Z = 1). Scaling the Gaussian bumps
 directly would not do: bumps of height 0.05 divided by eta = 0.25 give exp(0.2) ~ 1.2, an almost
 uniform target. A belongs to the arms and stays fixed; another eta gives the target
-mixture^(0.25/eta). With `--center-advantages` we subtract A's mean under pi_0, as a baseline would
+mixture^(0.25/eta). With `--centre-advantages` we subtract A's mean under pi_0, as a baseline would
 (a GRPO advantage has mean zero too). pi* does not change, but its normaliser
 Z = E_{pi_0}[exp(A/eta)] grows from 1 to 2.8, which matters for total variation, whose minimiser is
 then not unique (see lad_loss.py).
 
     mixture()                         the three-Gaussian mixture over the arms, [50]
     uniform_policy()                  pi_0, the softmax of 50 zero logits
-    bandit_advantages(pi_0, center)   A(arm), optionally centred under pi_0
+    bandit_advantages(pi_0, centre)   A(arm), optionally centred under pi_0
     target_policy(pi_old, A, eta)     pi* = pi_old exp(A/eta) / Z (Lemma 3.1)
     advantage_std(pi, A)              the spread of A under pi; std_at_target: under pi*
     summarise_policy(pi, target)      TV to the target, max arm, entropy, mass in each mode,
@@ -54,11 +54,11 @@ def uniform_policy(n_arms: int = N_ARMS) -> torch.Tensor:
     return torch.full((n_arms,), 1.0 / n_arms)
 
 
-def bandit_advantages(pi_0: torch.Tensor, center: bool = False) -> torch.Tensor:
+def bandit_advantages(pi_0: torch.Tensor, centre: bool = False) -> torch.Tensor:
     """A(arm) = 0.25 * log(mixture / pi_0): the target pi_0 * exp(A/eta) / Z is the mixture at
-    eta = 0.25. With center=True, minus its mean under pi_0 (the same target, a larger Z)."""
+    eta = 0.25. With centre=True, minus its mean under pi_0 (the same target, a larger Z)."""
     advantages = ETA_OF_MIXTURE * (torch.log(mixture(len(pi_0))) - torch.log(pi_0))
-    return advantages - (pi_0 * advantages).sum() if center else advantages
+    return advantages - (pi_0 * advantages).sum() if centre else advantages
 
 
 def target_policy(pi_old: torch.Tensor, advantages: torch.Tensor, eta: float) -> torch.Tensor:
@@ -73,12 +73,12 @@ def advantage_std(pi: torch.Tensor, advantages: torch.Tensor) -> float:
     return float((pi * (advantages - (pi * advantages).sum()) ** 2).sum().sqrt())
 
 
-def std_at_target(eta: float, center: bool = False) -> float:
+def std_at_target(eta: float, centre: bool = False) -> float:
     """std of A under pi*, the fixed point: the std a group normalisation meets once the policy is
     there (0.193 at 1/eta = 4). The entropy-bonus ablation's coefficient and FlowRL's beta come
     from it."""
     pi_0 = uniform_policy()
-    advantages = bandit_advantages(pi_0, center)
+    advantages = bandit_advantages(pi_0, centre)
     return advantage_std(target_policy(pi_0, advantages, eta), advantages)
 
 

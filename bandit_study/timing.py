@@ -1,6 +1,6 @@
 """What one optimiser step of each bandit run costs, measured with the runs taking turns.
 
-bandit.py writes each run's step time over a reference run's into its metrics file (`step/ref` in
+bandit.py writes each run's step time over another run's into its metrics file (`step/ref` in
 its table), whenever it writes a metrics file; `--timing-rounds 0` leaves it out.
 
     step_time_side_by_side(learners, rounds)   seconds per step of each learner, {key: seconds}

@@ -33,24 +33,24 @@ What self-normalising buys, and what it costs
 * Each prompt's weights sum to one (times G here: see below), whatever its A. lad-fixed's weight of
   a correct completion is exp(A+/eta), which for a hard prompt (p = 0.05: A+ = 4.4, e^17) dwarfs an
   easy prompt's (p = 0.9: e^1.3), and moves by orders of magnitude when p is estimated instead of
-  known (--advantages sft-sampled). Here A enters only through the gap A_i - A_j between a
+  known (--advantage-source sft-sampled). Here A enters only through the gap A_i - A_j between a
   prompt's own completions, which for a 0/1 reward is 1/std: at least 2 for the large-group A
-  (--advantages sft), at least 1.87 for a group of 8's sample std, so exp(gap/eta) >= e^7.4 at
+  (--advantage-source sft), at least 1.87 for a group of 8's sample std, so exp(gap/eta) >= e^7.4 at
   1/eta = 4. The correct completions take almost all of the weight for any success rate, and an
   error in p barely moves the weights (tests/test_dpg_loss.py measures both).
-* A constant A within a group (every completion right, or every one wrong, with --advantages group)
-  cancels: the weights are then pi_sft / q normalised over the group, and the update is weighted
-  maximum likelihood on the group's own completions, with total weight G. It raises their
+* A constant A within a group (every completion right, or every one wrong, with --advantage-source
+  group) cancels: the weights are then pi_sft / q normalised over the group, and the update is
+  weighted maximum likelihood on the group's own completions, with total weight G. It raises their
   probability, spread in pi_sft's proportions among them: for an all-right group that is pi*'s
   shape; for an all-wrong group it pushes wrong completions up, the finite-G error of
   self-normalising (its expectation over groups is still the forward KL's gradient as G grows).
   Such groups are kept by default; drop_same_a (--dpg-same-a-groups drop) gives them weight 0.
 * The estimate is biased at finite G (a ratio of two sample means): the expected update of a group
   of G is not the exact gradient, though the bias shrinks as 1/G. With the A that defines pi*
-  (--advantages sft) it vanishes at pi = pi*, where every weight pi_sft exp(A/eta) / pi* = Z is
-  the same: pi* is a fixed point at every G. With the group's own A (--advantages group) the tilt
-  depends on the group, and the fixed point keeps pi*'s shape among the correct answers but not
-  its P(correct) (tests/test_dpg_loss.py enumerates the groups of a small policy for both).
+  (--advantage-source sft) it vanishes at pi = pi*, where every weight pi_sft exp(A/eta) / pi* = Z
+  is the same: pi* is a fixed point at every G. With the group's own A (--advantage-source group)
+  the tilt depends on the group, and the fixed point keeps pi*'s shape among the correct answers but
+  not its P(correct) (tests/test_dpg_loss.py enumerates the groups of a small policy for both).
 
 The loss is a sum over completions of -(G w_i) log pi(y_i): G w_i is 1 on average, so a completion's
 weight has the scale of an advantage; with one Adam step per rollout the scale does not matter.

@@ -8,35 +8,36 @@ The same kind of target as LAD, reached another way
 LAD and FlowRL both want a *distribution* over responses, not the single best one: a reference
 policy tilted by the reward,
 
-    pi*(y|x) = pi_ref(y|x) * exp(beta * r(x, y)) / Z(x),   Z(x) = sum_y pi_ref(y|x) exp(beta r(x,y))
+    pi*(y|x) = pi_ref(y|x) * exp(reward_scale * r(x, y)) / Z(x),
+    Z(x) = sum_y pi_ref(y|x) exp(reward_scale * r(x, y))
 
-With pi_ref = pi_old and beta = 1/eta that is Lemma 3.1's target (lad_loss.py). LAD never needs the
-partition function Z: Lemma 3.2 turns "match the normalised distribution" into a per-sample loss
-whose minimiser is pi* anyway. FlowRL *learns* Z instead. It borrows trajectory balance from
-GFlowNets and asks every sampled response to satisfy
+With pi_ref = pi_old and reward_scale = 1/eta that is Lemma 3.1's target (lad_loss.py). LAD never
+needs the partition function Z: Lemma 3.2 turns "match the normalised distribution" into a
+per-sample loss whose minimiser is pi* anyway. FlowRL *learns* Z instead. It borrows trajectory
+balance from GFlowNets and asks every sampled response to satisfy
 
-    log Z(x) + log pi(y|x) = beta * r(x, y) + log pi_ref(y|x),
+    log Z(x) + log pi(y|x) = reward_scale * r(x, y) + log pi_ref(y|x),
 
-by minimising the squared residual delta = log Z + log pi - beta r - log pi_ref, where log Z(x) is
-a learned number: in the authors' code a small head on the prompt's mean hidden state, trained with
-the policy; in the bandit (bandit.py) one scalar, since there is one prompt.
+by minimising the squared residual delta = log Z + log pi - reward_scale r - log pi_ref, where log
+Z(x) is a learned number: in the authors' code a small head on the prompt's mean hidden state,
+trained with the policy; in the bandit (bandit.py) one scalar, since there is one prompt.
 
 Why the minimiser is pi*, with the true log Z
 ---------------------------------------------
-If delta(y) = 0 for every y, then pi(y) = pi_ref(y) exp(beta r(y)) / exp(log Z), and since pi sums
-to one, exp(log Z) = sum_y pi_ref(y) exp(beta r(y)): among policies that give every y some mass, the
-residual can only vanish everywhere at pi* with the true partition function. On-policy it is only
-ever evaluated where pi samples, so pi* restricted to any subset of the answers (renormalised, with
-that subset's log Z) zeroes it too: pi* is its unique zero only among full-support policies
-(tests/test_fixed_points.py). The samples come from the current policy (pi_old = pi, weight w = 1),
-so for a softmax policy with logits theta the expected gradient is
+If delta(y) = 0 for every y, then pi(y) = pi_ref(y) exp(reward_scale r(y)) / exp(log Z), and since
+pi sums to one, exp(log Z) = sum_y pi_ref(y) exp(reward_scale r(y)): among policies that give every
+y some mass, the residual can only vanish everywhere at pi* with the true partition function.
+On-policy it is only ever evaluated where pi samples, so pi* restricted to any subset of the answers
+(renormalised, with that subset's log Z) zeroes it too: pi* is its unique zero only among
+full-support policies (tests/test_fixed_points.py). The samples come from the current policy (pi_old
+= pi, weight w = 1), so for a softmax policy with logits theta the expected gradient is
 
     d/d theta_k:  2 pi_k (delta_k - E_pi[delta])        d/d log Z:  2 E_pi[delta],
 
 and both vanish only where delta = 0 on the policy's support. tests/test_flowrl_loss.py finds this
-optimum numerically on five outcomes (the policy reaches pi_ref exp(beta r) / Z, the learned log Z
-the true log Z). What it optimises is a regression, not an f-divergence: the loss is zero at the
-optimum and grows with the squared log-ratio error of each sampled response.
+optimum numerically on five outcomes (the policy reaches pi_ref exp(reward_scale r) / Z, the learned
+log Z the true log Z). What it optimises is a regression, not an f-divergence: the loss is zero at
+the optimum and grows with the squared log-ratio error of each sampled response.
 
 What the code computes (the authors' `compute_flowrl_objective`)
 ----------------------------------------------------------------
@@ -48,11 +49,11 @@ repository Xuekai-Zhu/verl_FlowRL, recipe/flowrl/flowrl_objectives.py, drops log
 altogether (`compute_flowrl` and `compute_flowrl_no_log_z` compute the same thing there); we keep
 it, as the paper and the released actor have it. Per completion, with its tokens' log-probabilities:
 
-    delta = log Z + mean_t log pi(y_t) - beta * r_hat - mean_t log pi_ref(y_t)
+    delta = log Z + mean_t log pi(y_t) - reward_scale * r_hat - mean_t log pi_ref(y_t)
     loss  = w * delta^2,       w = min(exp(sum_t (log pi(y_t) - log pi_old(y_t))), 10), detached
 
 and the mean over completions. r_hat is the group-normalised reward (they pass GRPO's advantages),
-beta = 15 in their math recipe.
+reward_scale = 15 in their math recipe.
   * The importance weight. The paper clips w to PPO's [1 - clip_eps, 1 + clip_eps]; an early
     release computed that clip and then used the unclipped w; the current code truncates it at 10.
     We truncate at `max_weight` = 10, as the current code does. With one optimiser step per sampled
@@ -61,27 +62,27 @@ beta = 15 in their math recipe.
     batch.
   * The length normalisation: the residual holds the *mean* of the tokens' log-probabilities, not
     their sum. It changes the target. delta = 0 now reads
-        log pi(y) = log pi_ref(y) + |y| * (beta * r_hat(y) - log Z),
+        log pi(y) = log pi_ref(y) + |y| * (reward_scale * r_hat(y) - log Z),
     so each completion's reward is multiplied by its own length |y| and log Z is a per-token
-    normaliser (the unique c with sum_y pi_ref(y) exp(|y| (beta r_hat - c)) = 1). If every
-    completion has L tokens, the target is pi_ref exp(L beta r_hat) / Z': the sharpness grows with
-    the length. Only with |y| = 1 (the bandit) is it pi_ref exp(beta r_hat) / Z.
+    normaliser (the unique c with sum_y pi_ref(y) exp(|y| (reward_scale r_hat - c)) = 1). If every
+    completion has L tokens, the target is pi_ref exp(L reward_scale r_hat) / Z': the sharpness
+    grows with the length. Only with |y| = 1 (the bandit) is it pi_ref exp(reward_scale r_hat) / Z.
   * The normalised reward. r_hat = (r - mean) / std of the group, so the target's temperature is
-    std / beta and moves with the spread of the group's rewards; bandit.py says which beta makes its
-    fixed point LAD's pi*.
+    std / reward_scale and moves with the spread of the group's rewards; bandit.py says which
+    reward_scale makes its fixed point LAD's pi*.
   * A completion with no unmasked token (TRL's mask_truncated_completions masks a truncated one
     entirely). The authors average the reward over the same mask as the log-probabilities (they
     pass it per token), and their masked mean of nothing is 0: such a completion's residual is
     log Z alone, w = 1, and it still counts in the mean over completions. So here too: its reward
     is left out, and its (log Z)^2 pulls its prompt's log Z towards 0 (counting the reward would
-    pull it towards beta * r_hat instead, with no token to answer for it). A trainer that wants
-    neither drops such completions before the loss.
+    pull it towards reward_scale * r_hat instead, with no token to answer for it). A trainer that
+    wants neither drops such completions before the loss.
 
 The call, at the token level (FlowRL's length-normalised form) or at the sequence level (summed
-log-probabilities [batch]: the plain trajectory balance, whose optimum is pi_ref exp(beta r) / Z
-over whole completions; the two agree when every completion is one token):
+log-probabilities [batch]: the plain trajectory balance, whose optimum is pi_ref exp(reward_scale r)
+/ Z over whole completions; the two agree when every completion is one token):
 
-    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, beta=15.0, mask=mask)
+    loss = flowrl_loss(logp, logp_old, logp_ref, log_z, rewards, reward_scale=15.0, mask=mask)
 
 Shapes and masks follow lad_loss.py, whose helpers this file reuses.
 """
@@ -98,13 +99,13 @@ def flowrl_loss(
     logp_ref: torch.Tensor,
     log_z: torch.Tensor,
     rewards: torch.Tensor,
-    beta: float = 15.0,
+    reward_scale: float = 15.0,
     mask: torch.Tensor | None = None,
     max_weight: float = 10.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """FlowRL's trajectory-balance loss, w * (log Z + log pi - beta * r_hat - log pi_ref)^2 per
-    completion.
+    """FlowRL's trajectory-balance loss, w * (log Z + log pi - reward_scale * r_hat - log pi_ref)^2
+    per completion.
 
     Args:
         logp: log pi_theta of the sampled tokens, [batch, tokens] (FlowRL's form: each completion's
@@ -118,13 +119,13 @@ def flowrl_loss(
             a gradient: the loss trains it together with the policy.
         rewards: r_hat, the group-normalised reward of each completion, [batch]. Treated as a
         constant.
-        beta: the reward's inverse temperature, > 0 (their math recipe: 15).
+        reward_scale: the reward's inverse temperature, > 0 (their math recipe: 15).
         mask: optional, the shape of logp at the token level; True where a token counts.
         max_weight: w is truncated at this value (>= 1, finite), as the authors' current code does.
         reduction: "mean" over completions, "sum", or "none" ([batch]).
     """
-    if not 0 < beta < math.inf:  # also catches NaN
-        raise ValueError(f"beta must be a finite number > 0, got {beta}")
+    if not 0 < reward_scale < math.inf:  # also catches NaN
+        raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale}")
     if not 1 <= max_weight < math.inf:
         raise ValueError(f"max_weight must be a finite number >= 1, got {max_weight}")
     if logp.dim() not in (1, 2):
@@ -156,7 +157,7 @@ def flowrl_loss(
     else:
         mean_logp, mean_logp_ref, log_ratio = logp, logp_ref, logp - logp_old
 
-    delta = log_z + mean_logp - beta * rewards - mean_logp_ref
+    delta = log_z + mean_logp - reward_scale * rewards - mean_logp_ref
     # min(ratio, max_weight), taken in log space so that a large ratio cannot overflow first;
     # detached: w reweights the samples, the gradient flows through delta only.
     w = torch.exp(log_ratio.detach().clamp(max=math.log(max_weight)))

@@ -8,7 +8,7 @@ CleanRL's `Args` does, one line each, and this file builds the command line from
         steps: int = setting(4000, "optimiser steps per method", low=1, quick=400)
         eta: float = setting(0.25, "trust-region temperature", above=0)
         divergence: str = setting("js", "LAD's f-divergence", choices=["js", "kl"])
-        seed: list[int] = setting([0], "one or more seeds", low=0, distinct=True)
+        seeds: list[int] = setting([0], "one or more seeds", low=0, distinct=True)
 
         def __post_init__(self):
             check(self)          # the bounds and choices above: a ValueError naming the flag

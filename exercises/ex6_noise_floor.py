@@ -4,7 +4,7 @@ Read the bandit's divergence ablation in docs/bandit.md (plots/ablation_divergen
 it yourself in a few seconds with `python bandit.py --ablation divergences --quick` (its figure and
 metrics go under runs/quick/, and the table is printed). With the bandit's advantages as they are
 (Z = E_{pi_0}[exp(A/eta)] = 1), KL and reverse KL stop at a total variation to the target several
-times larger than JF, TV, HD and JS. With centred advantages (`--center-advantages`: the same
+times larger than JF, TV, HD and JS. With centred advantages (`--centre-advantages`: the same
 target, but Z of about 2.8) the picture turns around: KL gets closest, and JF, HD, JS and rKL stall
 (TV, not strictly convex, drifts for its own reason: exercise 3).
 Same targets, same samples, same optimiser. Why?
@@ -39,7 +39,7 @@ from lad_loss import DIVERGENCES
 PAPER_DIVERGENCES = ["kl", "rkl", "jf", "tv", "hd", "js"]
 
 
-def bandit_normaliser(center_advantages: bool, eta: float = 0.25) -> float:
+def bandit_normaliser(centre_advantages: bool, eta: float = 0.25) -> float:
     """Z = E_{pi_0}[exp(A/eta)] for bandit.py's advantages (bandit.bandit_advantages)."""
     raise NotImplementedError("exercise 6: write bandit_normaliser")
 
@@ -63,7 +63,7 @@ def silencing_normaliser(divergence: str) -> float | None:
     raise NotImplementedError("exercise 6: write silencing_normaliser")
 
 
-def measure_noise_floors(center_advantages: bool, iterations: int = 400,
+def measure_noise_floors(centre_advantages: bool, iterations: int = 400,
                          lr: float = 2e-2) -> dict[str, float]:
     """For each name in PAPER_DIVERGENCES: train LAD with pi_old = pi_0 on the bandit
     (bandit.train with the method "lad-fixed", 64 samples per iteration, these iterations and lr,

@@ -27,7 +27,7 @@ Then write:
                         line as a list of strings. Give it:
                           --quick --seed SEED --threads 1 --methods grpo lad
                           --out-dir    a folder under workdir for the figures (workdir/plots is
-                          fine) --run-dir    a folder under workdir for the SFT checkpoint
+                          fine) --sft-cache-dir    a folder under workdir for the SFT checkpoint
                           --metrics-json workdir/metrics.json   (the check reads this file)
                         The check refuses only writes into the repository's own plots/ folder, which
                         holds the committed figures. main returns the metrics: a dict with "sft",

@@ -50,7 +50,7 @@ METHOD_COLORS = {
     "kl-cov": "#e377c2",
     # LAD's frozen objective from the policy's samples (dpg): orange, the distribution matchers'
     "dpg": "#e6550d",
-    # the references that take no sample (reasoning/references.py): black and grey, no hue
+    # the sample-free methods (reasoning/sample_free.py): black and grey, no hue
     "distil": "#000000",
     "exact": "#636363",
 }

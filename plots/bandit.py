@@ -49,7 +49,7 @@ def figure_title(runs: list[tuple], ablation: str | None = None) -> str:
              "exact expectation" if first.exact else f"{first.group_size} samples/iteration"]
     if shared(lad + others, "eta") is not None:
         parts.append(f"1/eta = {1 / first.eta:g}")
-    if shared(lad + others, "center_advantages"):
+    if shared(lad + others, "centre_advantages"):
         parts.append("centred A")
     if lad and shared(lad, "divergence"):
         parts.append(f"LAD divergence {lad[0].divergence}")
@@ -101,7 +101,7 @@ def _log_z_panel(ax, runs: dict, metrics: dict, colors: dict) -> None:
             continue
         name, m = display_name(key, run.method), metrics[key]
         ax.plot(run.iterations, run.log_z, color=colors[key],
-                label=f"{name} (beta {m['flowrl_beta']:.2f}): learned")
+                label=f"{name} (reward scale {m['flowrl_reward_scale']:.2f}): learned")
         ax.plot(run.iterations, run.true_log_z, color=colors[key], linestyle=":",
                 label=f"{name}: true, current policy")
         ax.axhline(m["log_z_at_target"], color=METHOD_COLORS["target"], linestyle="--", linewidth=1)
@@ -115,8 +115,8 @@ def _log_z_panel(ax, runs: dict, metrics: dict, colors: dict) -> None:
 def draw_runs(runs: dict, metrics: dict, ablation: str | None, title: str, path) -> Path:
     """One panel per run (its policy against its target, TV, max arm and modes in the title), then
     one panel per curve over training. metrics: run key -> summary (summarise_policy, and FlowRL's
-    beta and log Z). The divergences' twelve thumbnails get their TV curves in one row as wide as
-    the figure."""
+    reward scale and log Z). The divergences' twelve thumbnails get their TV curves in one row as
+    wide as the figure."""
     curves = CURVES.get(ablation, ("tv", "entropy"))
     n_runs = len(runs)
     cols = 6 if ablation == "divergences" else 3 if n_runs + len(curves) in (3, 6, 9) else 4

@@ -134,7 +134,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     train_reasoning.py. studies: metrics dicts as train_reasoning.py writes them (--metrics-json),
     each with "settings" and "curves" (per seed, method -> history). One curve per (file, method),
     mean +- std over its seeds, labelled by the settings that differ between the files. The goal is
-    drawn dotted; where a file holds the distillation reference (reasoning/references.py), its last
+    drawn dotted; where a file holds the distillation yardstick (reasoning/sample_free.py), its last
     held-out TV and shape TV, mean over seeds, are drawn dashed in grey (where one distillation
     ended, not a bound)."""
     varied = [k for k in STUDY_SETTINGS
@@ -146,7 +146,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     curves, colors, linestyles = {key: {} for key in keys}, {}, {}
     for i, study in enumerate(studies):
         for method in study["curves"][0]:
-            named = [k for k in varied  # a reference takes no sample: its lr is what tells it
+            named = [k for k in varied  # a sample-free method: its lr is what tells it
                      if (method not in ("distil", "exact") or k == "lr")
                      and not (method == "dpg" and k == "divergence")]  # dpg is f = -log x only
             label = ", ".join([method] + [STUDY_SETTINGS[k].format(study["settings"][k])
@@ -172,7 +172,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
         if goal is not None:
             ax.axhline(goal, color="black", linestyle=":", linewidth=1)
         ax.set(xlabel="iteration", ylabel=ylabel, title=title)
-    for ax, floor in zip(axes, floors):  # where the distillation reference ended (not a bound)
+    for ax, floor in zip(axes, floors):  # where the distillation yardstick ended (not a bound)
         ax.axhline(floor, color=METHOD_COLORS["target"], linestyle="--", linewidth=1.2)
     axes[0].set_yscale("log")
     readable_log_ticks(axes[0])
@@ -182,7 +182,7 @@ def draw_long_runs(studies: list, path, goal_tv: float = 0.1, goal_accuracy: flo
     seeds = sorted({len(s["curves"]) for s in studies})
     fig.suptitle(f"Long runs on held-out prompts, mean ± std over {'/'.join(map(str, seeds))} "
                  f"seed(s); dotted: the goal, TV <= {goal_tv:g} with P(correct) >= "
-                 f"{goal_accuracy:g}" + ("; dashed grey: the distillation reference, pi* "
+                 f"{goal_accuracy:g}" + ("; dashed grey: the distillation yardstick, pi* "
                                          "distilled into the same GPT" if floors else ""),
                  fontsize=10)
     return save_figure(fig, path, rect=(0, 0.04 * ((len(labels) + 3) // 4), 1, 0.97))

@@ -47,8 +47,8 @@ from tiny_lm import GPT
 
 def answer_logprobs(model: GPT, task: SumTask, ns) -> list[torch.Tensor]:
     """For each prompt n, log pi(y|n) of every correct answer y (in valid_answers order), exactly:
-    the summed token log-probs, in float64, differentiable (reasoning/references.py trains on them).
-    One forward pass over all answers of all prompts."""
+    the summed token log-probs, in float64, differentiable (reasoning/sample_free.py trains on
+    them). One forward pass over all answers of all prompts."""
     answers = [task.valid_answers(n) for n in ns]
     texts = [y for a in answers for y in a]
     device = model.lm_head.weight.device

@@ -21,8 +21,8 @@ and the paper's other baselines (`--methods flowrl entadv clip-cov kl-cov`; each
 lesson, in baselines/):
 
     method     loss on the batch                                    pi_old       anchor
-    flowrl     trajectory balance to pi_sft exp(flowrl_beta r_hat)  the policy   pi_ref = pi_sft
-               with a learned log Z per prompt (flowrl_loss)
+    flowrl     trajectory balance to pi_sft exp(s r_hat), s the     the policy   pi_ref = pi_sft
+               reward scale, with a learned log Z per prompt (flowrl_loss)
     entadv     grpo on A + min(alpha H_t, |A|/kappa)                the policy   none
     clip-cov   grpo without a few random high-Cov tokens            the policy   none
     kl-cov     unclipped grpo + |log ratio| on top-Cov tokens       the policy   none
@@ -36,11 +36,11 @@ lesson, in baselines/):
 What each method converges to, in its sampling regime
 ------------------------------------------------------
 Where the update heads when the batch is replaced by its exact expectation and A is held fixed
-(--advantages sft or sft-normalised; with --advantages group A moves with the policy, and so does
-the point). w(A) = -f'(exp(-A/eta)) is LAD's weight at ratio 1, for JS (softplus(A/eta) - log 2)/2;
-beta is --kl-coef (default: eta); Z normalises. Each row is checked by the tests named under it,
-in tests/test_fixed_points.py: they iterate the update with this file's method_loss (the bandit's
-rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
+(--advantage-source sft or sft-normalised; with --advantage-source group A moves with the policy,
+and so does the point). w(A) = -f'(exp(-A/eta)) is LAD's weight at ratio 1, for JS (softplus(A/eta)
+- log 2)/2; beta is --kl-coef (default: eta); Z normalises. Each row is checked by the tests named
+under it, in tests/test_fixed_points.py: they iterate the update with this file's method_loss (the
+bandit's rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
 
     method         pi_old          ratio, gradient       fixed point
     grpo           the policy      1 (token ratio)       all the mass on the largest A (under a
@@ -84,7 +84,7 @@ rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
         tests/test_dpg_loss.py: test_dpgs_expected_update_is_the_forward_kl_gradient_as_g_grows,
         test_pi_star_is_a_fixed_point_of_dpg_at_every_group_size,
         test_dpg_iterated_from_pi_sft_converges_to_pi_star
-    flowrl         the policy      1 (w = 1)             with r = A, flowrl_beta = 1/eta, one
+    flowrl         the policy      1 (w = 1)             with r = A, reward scale 1/eta, one
                                                          token per answer: pi*, and the true
                                                          log Z. pi*
                                                          restricted to any subset of the answers
@@ -130,17 +130,17 @@ What each one optimises (the targets a reader meets in this chapter)
   `--kl-coef 1`. With `--kl-estimator k3` it is per-token k3, as verl runs it, whose gradient
   follows KL(pi_sft || pi) at each sampled prefix: mass-covering, another optimum (kl_penalty.py;
   TRL 1.16's default multiplies k3 by the ratio pi/pi_old, which turns it to KL(pi || pi_sft)).
-  The A of grpo-kl and lad-kl comes from the current policy's groups (`--advantages group`): as
-  accuracy rises A+ shrinks and A- grows, so the point they head for moves. `--advantages sft`
-  gives every completion the large-group A of the SFT policy's exact success rate on its prompt,
-  the A that defines pi* (evaluation.answer_target).
+  The A of grpo-kl and lad-kl comes from the current policy's groups (`--advantage-source group`):
+  as accuracy rises A+ shrinks and A- grows, so the point they head for moves. `--advantage-source
+  sft` gives every completion the large-group A of the SFT policy's exact success rate on its
+  prompt, the A that defines pi* (evaluation.answer_target).
 
 FlowRL's residual holds mean_t log pi - mean_t log pi_sft (its length normalisation), so delta = 0
-reads log pi(y) = log pi_sft(y) + |y| (flowrl_beta r_hat - log Z): pi*'s tilt times the
-completion's length, with a per-token log Z. So even with flowrl_beta = 1/eta (--flowrl-beta's
-default, LAD's temperature per unit of advantage) its target is not pi*: it is 4 to 6 times sharper
-here (answers are 4 to 6 characters), and among the correct answers it departs from pi_sft's shape,
-favouring longer answers wherever flowrl_beta r_hat > log Z.
+reads log pi(y) = log pi_sft(y) + |y| (flowrl_reward_scale r_hat - log Z): pi*'s tilt times the
+completion's length, with a per-token log Z. So even with flowrl_reward_scale = 1/eta
+(--flowrl-reward-scale's default, LAD's temperature per unit of advantage) its target is not pi*: it
+is 4 to 6 times sharper here (answers are 4 to 6 characters), and among the correct answers it
+departs from pi_sft's shape, favouring longer answers wherever flowrl_reward_scale r_hat > log Z.
 
 One update per rollout: every method is a policy gradient
 ---------------------------------------------------------
@@ -195,7 +195,7 @@ class LossSettings(Protocol):
     clip_eps: float     # GRPO's clip
     kl_coef: float      # beta, the anchor's coefficient
     kl_estimator: str   # "k2" or "k3"
-    flowrl_beta: float  # FlowRL's reward scale
+    flowrl_reward_scale: float  # FlowRL's reward scale
     group_size: int     # G, dpg's groups
     dpg_same_a_groups: str  # "keep" or "drop": dpg's groups whose completions share one A
 
@@ -266,8 +266,9 @@ def method_loss(method: str, logp: torch.Tensor, batch: dict, settings: LossSett
         kept = groups.sum(1) > 0  # a dropped group has no weights to be effective
         stats["weight_ess"] = (float((1 / (groups[kept]**2).sum(1)).mean() / settings.group_size)
                                if kept.any() else 0.0)
-    elif method == "flowrl":  # trajectory balance to pi_sft exp(flowrl_beta r_hat), learned log Z
-        loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A, beta=settings.flowrl_beta,
+    elif method == "flowrl":  # trajectory balance to pi_sft exp(s r_hat), a learned log Z
+        loss = flowrl_loss(logp, logp_old, batch["logp_ref"], log_z, A,
+                           reward_scale=settings.flowrl_reward_scale,
                            mask=mask, reduction="sum")
     else:
         lad = {"eta": settings.eta, "divergence": settings.divergence, "reduction": "sum"}

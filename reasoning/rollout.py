@@ -7,7 +7,7 @@ the SFT policy, and its mini-batches. train_reasoning.rl_iteration runs them in 
                                          random, sampled by pi_old, with log pi_old of every token
                                          (and log pi_sft, for an anchored method)
     sft_advantages(sft_model, task, eta) n -> (A+, A-): the SFT policy's advantages, the A of pi*
-                                         (--advantages sft and sft-normalised)
+                                         (--advantage-source sft and sft-normalised)
     minibatches(rollout, m, G, gen)      the rollout cut into m mini-batches of whole groups
 
 A rollout is a dict of rows, one per completion, in consecutive groups of G per prompt (the layout
@@ -51,10 +51,10 @@ class RandomStreams(NamedTuple):
 
 @torch.no_grad()
 def sample_rollout(sampler, task: SumTask, n_prompts: int, group_size: int,
-                   prompt_gen: torch.Generator, sample_gen: torch.Generator, reference=None,
+                   prompt_gen: torch.Generator, sample_gen: torch.Generator, pi_ref=None,
                    device: str = "cpu") -> dict:
     """G = group_size completions of each of n_prompts training prompts (drawn with replacement),
-    sampled by `sampler`, the model that is pi_old of this rollout; with a `reference` model, its
+    sampled by `sampler`, the model that is pi_old of this rollout; with a `pi_ref` model, its
     log-probabilities of the same tokens too (the anchor, fixed for the rollout). See the module
     docstring for what the returned dict holds."""
     picks = torch.randint(len(task.train_n), (n_prompts,), generator=prompt_gen)
@@ -69,13 +69,14 @@ def sample_rollout(sampler, task: SumTask, n_prompts: int, group_size: int,
     logp_old = sampler.completion_logprobs(prompts, completions, mask)
     rollout = {"ns": ns, "prompt_index": picks.repeat_interleave(group_size), "prompts": prompts,
                "completions": completions, "mask": mask, "logp_old": logp_old}
-    if reference is not None:
-        rollout["logp_ref"] = reference.completion_logprobs(prompts, completions, mask)
+    if pi_ref is not None:
+        rollout["logp_ref"] = pi_ref.completion_logprobs(prompts, completions, mask)
     return rollout
 
 
-# --advantages sft-sampled: completions of each training prompt drawn from the SFT policy, once,
-# before RL, from which its success rate is estimated (the exact one is an oracle a method lacks).
+# --advantage-source sft-sampled: completions of each training prompt drawn from the SFT policy,
+# once, before RL, from which its success rate is estimated (the exact one is an oracle a method
+# lacks).
 SFT_SUCCESS_SAMPLES = 64
 
 
@@ -95,14 +96,14 @@ def sampled_success(sft_model, task: SumTask, generator: torch.Generator,
 def sft_advantages(sft_model, task: SumTask, eta: float, normalised: bool = False,
                    success: list[float] | None = None) -> dict:
     """n -> (A+, A-) for every training prompt: large_group_advantages of the SFT policy's exact
-    P(correct), the A that defines pi* (--advantages sft). A correct completion of prompt n gets A+,
-    any other A-. success: the success rate of each training prompt to use instead of the exact
-    one (--advantages sft-sampled: sampled_success).
+    P(correct), the A that defines pi* (--advantage-source sft). A correct completion of prompt n
+    gets A+, any other A-. success: the success rate of each training prompt to use instead of the
+    exact one (--advantage-source sft-sampled: sampled_success).
 
-    normalised (--advantages sft-normalised): both minus eta log Z(n), Z(n) = E_sft[exp(A/eta)]. The
-    same pi* (a constant per prompt changes no softmax), but Z = 1, so that at the optimum of Lemma
-    3.2's loss x = 1 and -f'(x) = 0 for JS, instead of a large weight -f'(1/Z) that cancels only on
-    average (the bandit's noise floor)."""
+    normalised (--advantage-source sft-normalised): both minus eta log Z(n), Z(n) =
+    E_sft[exp(A/eta)]. The same pi* (a constant per prompt changes no softmax), but Z = 1, so that
+    at the optimum of Lemma 3.2's loss x = 1 and -f'(x) = 0 for JS, instead of a large weight
+    -f'(1/Z) that cancels only on average (the bandit's noise floor)."""
     if success is None:
         success = [float(p.sum()) for p in answer_probabilities(sft_model, task, task.train_n)]
     advantages = {}

@@ -85,7 +85,7 @@ class SFTSettings(Protocol):
     sft_correct_fraction: float  # correct answers against near misses in its data
     threads: int                 # part of the cache key: other threads round differently
     device: str
-    run_dir: str                 # where the cached checkpoints live
+    sft_cache_dir: str           # where the cached checkpoints live
     workers: int                 # one worker shows a progress bar
 
 
@@ -133,7 +133,7 @@ def sft_checkpoint_path(task: SumTask, settings: SFTSettings, seed: int) -> Path
         "torch": torch.__version__,
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(settings.run_dir) / f"sft-{digest}.pt"
+    return Path(settings.sft_cache_dir) / f"sft-{digest}.pt"
 
 
 def sft_checkpoint(task: SumTask, settings: SFTSettings, seed: int) -> Path:

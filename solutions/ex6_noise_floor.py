@@ -41,9 +41,9 @@ from lad_loss import DIVERGENCES
 PAPER_DIVERGENCES = ["kl", "rkl", "jf", "tv", "hd", "js"]
 
 
-def bandit_normaliser(center_advantages: bool, eta: float = 0.25) -> float:
+def bandit_normaliser(centre_advantages: bool, eta: float = 0.25) -> float:
     pi_0 = bandit.uniform_policy().double()
-    advantages = bandit.bandit_advantages(pi_0, center=center_advantages)
+    advantages = bandit.bandit_advantages(pi_0, centre=centre_advantages)
     return float(torch.exp(torch.logsumexp(torch.log(pi_0) + advantages / eta, dim=-1)))
 
 
@@ -77,11 +77,11 @@ def silencing_normaliser(divergence: str) -> float | None:
     return float(torch.exp(-torch.tensor(0.5 * (lo + hi), dtype=torch.float64)))  # Z = 1 / x
 
 
-def measure_noise_floors(center_advantages: bool, iterations: int = 400,
+def measure_noise_floors(centre_advantages: bool, iterations: int = 400,
                          lr: float = 2e-2) -> dict[str, float]:
     floors = {}
     for name in PAPER_DIVERGENCES:
-        settings = bandit.Settings(divergence=name, center_advantages=center_advantages,
+        settings = bandit.Settings(divergence=name, centre_advantages=centre_advantages,
                                    iterations=iterations, lr=lr, seed=0)
         run = bandit.train("lad-fixed", settings, progress=False)
         # average the tail: a single iteration's TV is itself noisy

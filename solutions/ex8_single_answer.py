@@ -64,7 +64,7 @@ class SingleAnswerTask(SumTask):
 
 def run_quick(workdir: Path, seed: int = 0) -> dict:
     workdir = Path(workdir)
-    argv = ["--quick", "--seed", str(seed), "--threads", "1", "--methods", "grpo", "lad",
-            "--out-dir", str(workdir / "plots"), "--run-dir", str(workdir / "runs"),
+    argv = ["--quick", "--seeds", str(seed), "--threads", "1", "--methods", "grpo", "lad",
+            "--out-dir", str(workdir / "plots"), "--sft-cache-dir", str(workdir / "runs"),
             "--metrics-json", str(workdir / "metrics.json")]
     return train_reasoning.main(argv, task=SingleAnswerTask())

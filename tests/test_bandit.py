@@ -38,7 +38,7 @@ def test_the_target_is_the_trimodal_mixture_and_the_advantages_are_finite():
     summary = bandit.summarise_policy(target, target)
     assert summary["tv"] == 0.0 and summary["modes_recovered"] == 3
     # centring the advantages keeps the target and raises its normaliser Z above 1 (Jensen)
-    centred = bandit.bandit_advantages(pi_0, center=True)
+    centred = bandit.bandit_advantages(pi_0, centre=True)
     assert torch.allclose(bandit.target_policy(pi_0, centred, 0.25), target, atol=1e-6)
     assert float((pi_0 * centred).sum()) == pytest.approx(0.0, abs=1e-6)
     assert float((pi_0 * torch.exp(centred / 0.25)).sum()) > 1.5
@@ -412,14 +412,15 @@ def test_baselines_ablation_flowrl_matches_pi_star_on_the_raw_advantage_the_othe
     for key in ("grpo", "entadv", "clip-cov", "kl-cov"):
         assert m[key]["max_prob"] > 0.9 and m[key]["modes_recovered"] == 1
     # FlowRL's beta makes pi* its fixed point; its learned log Z follows the true one
-    assert m["flowrl"]["flowrl_beta"] == pytest.approx(bandit.std_at_target(0.25) / 0.25, abs=1e-4)
-    assert m["flowrl, raw A"]["flowrl_beta"] == 4.0
+    assert m["flowrl"]["flowrl_reward_scale"] == pytest.approx(bandit.std_at_target(0.25) / 0.25,
+                                                               abs=1e-4)
+    assert m["flowrl, raw A"]["flowrl_reward_scale"] == 4.0
     assert abs(m["flowrl"]["log_z"] - m["flowrl"]["true_log_z"]) < 0.1
     # one update per iteration: the ratio is 1 when the gradient is taken, so KL-Cov's penalty is
     # silent
     summary = ("tv", "max_prob", "entropy", "mode_mass")
     assert [m["kl-cov"][k] for k in summary] == [m["grpo"][k] for k in summary]
-    assert m["grpo"]["step_time_ratio"] == 1.0 and m["step_time"]["reference"] == "grpo"
+    assert m["grpo"]["step_time_ratio"] == 1.0 and m["step_time"]["relative_to"] == "grpo"
     assert all(m[key]["step_time_ratio"] > 0 for key in ("lad-fixed", "flowrl", "clip-cov"))
 
 
@@ -481,7 +482,7 @@ def test_flowrl_on_the_normalised_reward_reaches_pi_star_when_the_group_is_large
         pi = logp.exp().detach()
         r_hat = (advantages - (pi * advantages).sum()) / bandit_task.advantage_std(pi, advantages)
         per_arm = flowrl_loss(logp, logp.detach(), pi_0.log(), log_z.expand(len(pi)), r_hat,
-                              beta=baseline.flowrl_beta, reduction="none")
+                              reward_scale=baseline.flowrl_reward_scale, reduction="none")
         optimizer.zero_grad()
         (pi * per_arm).sum().backward()
         optimizer.step()

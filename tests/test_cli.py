@@ -13,7 +13,7 @@ class Demo:
     eta: float = setting(0.25, "temperature", above=0)
     share: float = setting(0.5, "a share", above=0, below=1)
     divergence: str = setting("js", "LAD's f-divergence", choices=["js", "kl"])
-    seed: list[int] = setting([0], "seeds", low=0, distinct=True)
+    seeds: list[int] = setting([0], "seeds", low=0, distinct=True)
     methods: list[str] = setting(["lad", "grpo"], "methods", choices=["lad", "grpo", "flowrl"],
                                  distinct=True)
     kl_coef: float | None = setting(None, "beta", low=0, default_text="--eta")
@@ -29,11 +29,11 @@ def test_defaults_flags_lists_and_none():
     """Each field is a --flag with its type; lists take several values; a None default is resolved
     by the dataclass, not by the parser."""
     s = parse_settings(Demo, [])
-    assert (s.iterations, s.eta, s.seed, s.methods, s.kl_coef, s.quick) == \
+    assert (s.iterations, s.eta, s.seeds, s.methods, s.kl_coef, s.quick) == \
         (4000, 0.25, [0], ["lad", "grpo"], 0.25, False)
-    s = parse_settings(Demo, ["--iterations", "7", "--seed", "1", "2", "--methods", "flowrl",
+    s = parse_settings(Demo, ["--iterations", "7", "--seeds", "1", "2", "--methods", "flowrl",
                               "--kl-coef", "0", "--divergence", "kl"])
-    assert (s.iterations, s.seed, s.methods, s.kl_coef, s.divergence) == (7, [1, 2], ["flowrl"], 0,
+    assert (s.iterations, s.seeds, s.methods, s.kl_coef, s.divergence) == (7, [1, 2], ["flowrl"], 0,
                                                                           "kl")
 
 
@@ -47,8 +47,8 @@ def test_quick_fills_in_only_what_was_not_given():
 def test_a_default_list_is_not_shared_between_settings_objects():
     """A mutable default shared by every object would let one run's edit leak into the next."""
     a, b = Demo(), Demo()
-    a.seed.append(5)
-    assert b.seed == [0]
+    a.seeds.append(5)
+    assert b.seeds == [0]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -57,7 +57,7 @@ def test_a_default_list_is_not_shared_between_settings_objects():
     (["--eta", "inf"], "--eta: must be a finite number > 0, got inf"),
     (["--share", "1"], "--share: must be a finite number > 0 and < 1, got 1"),
     (["--iterations", "2.5"], "--iterations: not an integer: '2.5'"),
-    (["--seed", "1", "1"], "--seed values must be distinct, got 1 1"),
+    (["--seeds", "1", "1"], "--seeds values must be distinct, got 1 1"),
     (["--divergence", "xx"], "--divergence: invalid choice"),
     (["--methods", "lad", "ppo"], "--methods: invalid choice"),
 ])
@@ -74,7 +74,8 @@ def test_a_bad_value_is_one_line_and_exit_status_2(argv, message, capsys):
 
 @pytest.mark.parametrize("field,value,flag", [
     ("iterations", 0, "--iterations"), ("eta", -1.0, "--eta"), ("eta", math.nan, "--eta"),
-    ("divergence", "xx", "--divergence"), ("seed", [3, 3], "--seed"), ("methods", [], "--methods"),
+    ("divergence", "xx", "--divergence"), ("seeds", [3, 3], "--seeds"),
+    ("methods", [], "--methods"),
 ])
 def test_settings_built_in_code_are_refused_the_same_way(field, value, flag):
     """A test or an exercise that builds Demo(...) directly gets a ValueError naming the flag, not a

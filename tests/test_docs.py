@@ -128,8 +128,8 @@ def masses(m: dict) -> str:
 
 
 def bandit_row(label: str, m: dict, digits: int = 3) -> str:
-    """TV to pi*, max arm, entropy, modes, and the step time over the reference's (the file keeps
-    three decimals of it)."""
+    """TV to pi*, max arm, entropy, modes, and the step time over that of `step_time.relative_to`
+    (the file keeps three decimals of it)."""
     cells = [
         label,
         f"{m['tv']:.{digits}f}",
@@ -229,9 +229,10 @@ def bandit_baseline_rows() -> list[str]:
         bandit_row("`lad-fixed`", metrics["lad-fixed"]),
         bandit_row("`grpo`", metrics["grpo"]),
         bandit_row(
-            f"`flowrl`, normalised reward, `flowrl_beta` {flowrl['flowrl_beta']:.2f}", flowrl
+            f"`flowrl`, normalised reward, `flowrl_reward_scale` "
+            f"{flowrl['flowrl_reward_scale']:.2f}", flowrl
         ),
-        bandit_row(f"`flowrl`, raw `A`, `flowrl_beta` {raw['flowrl_beta']:g}", raw),
+        bandit_row(f"`flowrl`, raw `A`, `flowrl_reward_scale` {raw['flowrl_reward_scale']:g}", raw),
         bandit_row("`entadv`", metrics["entadv"]),
         bandit_row("`clip-cov`", metrics["clip-cov"]),
         bandit_row("`kl-cov`", metrics["kl-cov"]),
@@ -273,7 +274,7 @@ def gpt_cells(r: dict, seeds: int) -> list[str]:
 
 def gpt_main_rows() -> list[str]:
     metrics = load("reasoning_metrics.json")
-    seeds = len(metrics["settings"]["seed"])
+    seeds = len(metrics["settings"]["seeds"])
     rows = ["| `sft` | " + " | ".join(gpt_cells(metrics["sft"], seeds)) + " |  |  |  |"]
     for method in metrics["settings"]["methods"]:
         r = metrics[method]
@@ -394,7 +395,7 @@ def gpt_long_rows() -> list[str]:
     rows = []
     for name, label in LONG_RUNS:
         metrics = load(name)
-        seeds = metrics["settings"]["seed"]
+        seeds = metrics["settings"]["seeds"]
         for method in metrics["settings"]["methods"]:
             best = ", ".join(
                 lowest_tv_at_accuracy(curves[method]["evals"]) for curves in metrics["curves"]
@@ -408,12 +409,12 @@ def gpt_long_rows() -> list[str]:
     return rows
 
 
-REFERENCE_RUNS = ["reasoning_references.json", "reasoning_references_lr2e-4.json"]
+SAMPLE_FREE_RUNS = ["reasoning_sample_free.json", "reasoning_sample_free_lr2e-4.json"]
 # The GPT chapter's answer to "how close can this GPT get to pi*, and which method comes closest":
 # (file, method, the row's label). The advantage column is read from the file's settings, so a run
 # with the oracle advantage cannot be shown as one that learns from samples.
 HEADLINE_RUNS = [
-    ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation reference (`pi*` handed over)"),
+    ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation yardstick (`pi*` handed over)"),
     ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
     ("reasoning_long_rkl_sft-sampled_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
@@ -422,13 +423,13 @@ ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`:
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
 
 
-def gpt_reference_rows() -> list[str]:
-    """The references that take no sample: each one's end, its training-prompt TV, and its lowest
+def gpt_sample_free_rows() -> list[str]:
+    """The sample-free methods: each one's end, its training-prompt TV, and its lowest
     held-out TV at P(correct) >= 0.9 per seed."""
     rows = []
-    for name in REFERENCE_RUNS:
+    for name in SAMPLE_FREE_RUNS:
         metrics = load(name)
-        seeds = metrics["settings"]["seed"]
+        seeds = metrics["settings"]["seeds"]
         for method in metrics["settings"]["methods"]:
             best = ", ".join(lowest_tv_at_accuracy(c[method]["evals"]) for c in metrics["curves"])
             cells = ([f"`{method}`, lr {metrics['settings']['lr']:g}", ", ".join(map(str, seeds))]
@@ -443,10 +444,10 @@ def gpt_headline_rows() -> list[str]:
     return from_samples_rows(HEADLINE_RUNS)
 
 
-# docs/gpt_dpg.md: dpg against the distillation reference and the other methods' long runs.
+# docs/gpt_dpg.md: dpg against the distillation yardstick and the other methods' long runs.
 # (file, method, the row's label); the advantage column is read from the file's settings.
 FLOOR_RUNS = [
-    ("reasoning_references.json", "distil", "1000 steps, lr 1e-3"),
+    ("reasoning_sample_free.json", "distil", "1000 steps, lr 1e-3"),
     ("reasoning_distil_3000_lr1e-3.json", "distil", "3000 steps, lr 1e-3"),
     ("reasoning_distil_3000_lr3e-4.json", "distil", "3000 steps, lr 3e-4"),
 ]
@@ -492,9 +493,9 @@ def from_samples_rows(runs: list) -> list[str]:
     rows = []
     for name, method, label in runs:
         metrics = load(name)
-        seeds = metrics["settings"]["seed"]
+        seeds = metrics["settings"]["seeds"]
         advantage = ("none" if method in ("distil", "exact")
-                     else ADVANTAGE_LABELS[metrics["settings"]["advantages"]])
+                     else ADVANTAGE_LABELS[metrics["settings"]["advantage_source"]])
         r = metrics[method]
         best = ", ".join(lowest_tv_at_95(c[method]["evals"]) for c in metrics["curves"])
         cells = ([label, advantage, ", ".join(map(str, seeds)),
@@ -510,7 +511,7 @@ def gpt_divergence_rows() -> list[str]:
     rows = []
     for name, label in DIVERGENCE_RUNS:
         metrics = load(name)
-        seeds = metrics["settings"]["seed"]
+        seeds = metrics["settings"]["seeds"]
         [method] = metrics["settings"]["methods"]
         cells = ([label, ", ".join(map(str, seeds))] + gpt_cells(metrics[method], len(seeds))
                  + [mean_std(metrics[method], "largest_accuracy_drop", 2),
@@ -549,7 +550,7 @@ def trl_rows(name: str) -> list[str]:
     metrics = load(name)
     runs = {(r["seed"], method_of(r)): r for r in metrics["runs"]}
     rows = []
-    for seed in metrics["settings"]["seed"]:
+    for seed in metrics["settings"]["seeds"]:
         lad, grpo = runs[seed, "lad"], runs[seed, "grpo"]
         assert lad["heldout_reward_before"] == grpo["heldout_reward_before"]  # the same warm start
         rows.append(
@@ -596,7 +597,7 @@ TABLES = [
     ("docs/gpt.md", "Five seeds, 200 iterations", ["reasoning_metrics.json"], gpt_main_rows),
     ("docs/gpt.md", "How close this GPT gets", sorted({n for n, _, _ in HEADLINE_RUNS}),
      gpt_headline_rows),
-    ("docs/gpt_dpg.md", "The distillation reference, longer", [n for n, _, _ in FLOOR_RUNS],
+    ("docs/gpt_dpg.md", "The distillation yardstick, longer", [n for n, _, _ in FLOOR_RUNS],
      lambda: from_samples_rows(FLOOR_RUNS)),
     ("docs/gpt_dpg.md", "One learning-rate grid", sorted({n for n, _, _ in GRID_RUNS}),
      lambda: from_samples_rows(GRID_RUNS)),
@@ -617,7 +618,7 @@ TABLES = [
      gpt_group32_rows),
     ("docs/gpt_studies.md", "Can any method reach", [name for name, _ in LONG_RUNS],
      gpt_long_rows),
-    ("docs/gpt_studies.md", "How close this GPT can get", REFERENCE_RUNS, gpt_reference_rows),
+    ("docs/gpt_studies.md", "How close this GPT can get", SAMPLE_FREE_RUNS, gpt_sample_free_rows),
     ("docs/gpt_studies.md", "The divergence as a lever", [name for name, _ in DIVERGENCE_RUNS],
      gpt_divergence_rows),
     (
@@ -740,8 +741,8 @@ ADDED_LATER = {"dpg_same_a_groups": "keep"}
 @pytest.mark.parametrize("name,command", metrics_commands(), ids=[n for n, _ in metrics_commands()])
 def test_each_committed_metrics_file_records_the_settings_of_its_command(name, command):
     """The command, parsed as its script parses it, gives exactly the settings the file records: a
-    command edited on a page but not rerun (another --lr, a dropped --advantages, a seed list cut
-    short) turns this red. The file names itself and its figure relative to the repository (an
+    command edited on a page but not rerun (another --lr, a dropped --advantage-source, a seed list
+    cut short) turns this red. The file names itself and its figure relative to the repository (an
     absolute temporary path names nothing on another clone)."""
     if "trl_demo" in command:
         pytest.importorskip("trl")

@@ -26,7 +26,8 @@ PI_STAR = torch.softmax(PI_SFT.log() + A / ETA_ENUM, 0)
 def settings(group_size, eta=ETA_ENUM, divergence="rkl"):
     """The fields of train_reasoning's settings that method_loss reads."""
     return types.SimpleNamespace(eta=eta, divergence=divergence, lad_ratio="sequence",
-                                 clip_eps=0.2, kl_coef=eta, kl_estimator="k2", flowrl_beta=1 / eta,
+                                 clip_eps=0.2, kl_coef=eta, kl_estimator="k2",
+                                 flowrl_reward_scale=1 / eta,
                                  group_size=group_size, dpg_same_a_groups="keep")
 
 
@@ -91,9 +92,9 @@ def test_dpg_iterated_from_pi_sft_converges_to_pi_star():
 
 
 def expected_update_with_group_advantages(logits, group_size, drop_same_a=False):
-    """As expected_update, with --advantages group: each group's A is its 0/1 rewards normalised
-    within the group (group_advantages, as the rollout computes it), so the tilt of the correct
-    answers depends on how many of the group are right."""
+    """As expected_update, with --advantage-source group: each group's A is its 0/1 rewards
+    normalised within the group (group_advantages, as the rollout computes it), so the tilt of the
+    correct answers depends on how many of the group are right."""
     groups = torch.tensor(list(itertools.product(range(len(PI_SFT)), repeat=group_size)))
     ys = groups.reshape(-1)
     rewards = (A > 0).double()[ys]
@@ -115,11 +116,12 @@ WITH_GROUP_A = {(2, False): 0.804, (4, False): 0.874, (2, True): 0.670, (4, True
 @pytest.mark.parametrize("group_size,drop_same_a", list(WITH_GROUP_A))
 def test_with_the_groups_own_a_dpg_keeps_pi_stars_shape_but_not_its_success_rate(group_size,
                                                                                   drop_same_a):
-    """The runs use --advantages group, not the A that defines pi*. Iterated to its fixed point from
-    pi_sft, the expected update keeps pi_sft's proportions among the correct answers (pi*'s shape:
-    0.4, 0.6) exactly, while P(correct) ends elsewhere than pi*'s 0.881, lower still when the
-    groups that are all right or all wrong are dropped (WITH_GROUP_A). A shape test alone would
-    pass with any tilt that is the same for every correct answer; the success rate shows which."""
+    """The runs use --advantage-source group, not the A that defines pi*. Iterated to its fixed
+    point from pi_sft, the expected update keeps pi_sft's proportions among the correct answers
+    (pi*'s shape: 0.4, 0.6) exactly, while P(correct) ends elsewhere than pi*'s 0.881, lower
+    still when the groups that are all right or all wrong are dropped (WITH_GROUP_A). A shape test
+    alone would pass with any tilt that is the same for every correct answer; the success rate
+    shows which."""
     logits = PI_SFT.log().clone()
     for _ in range(1000):
         logits = logits - expected_update_with_group_advantages(logits, group_size, drop_same_a)
@@ -146,7 +148,7 @@ def test_dropping_same_a_groups_zeroes_their_weights_and_leaves_the_others():
 
 
 def test_a_group_with_one_value_of_a_pulls_towards_pi_sft_among_its_completions():
-    # Every completion wrong (or every one right) with --advantages group: A = 0 for the whole
+    # Every completion wrong (or every one right) with --advantage-source group: A = 0 for the whole
     # group, and the weights are the importance weights pi_sft / q normalised over the group.
     log_q = torch.tensor([-1.0, -2.0, -3.0, -1.5])
     log_prior = torch.tensor([-2.0, -1.0, -3.0, -2.5])

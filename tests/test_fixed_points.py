@@ -18,8 +18,8 @@ tens of steps instead of tens of thousands (test_plain_gradient_descent_ends_at_
 checks one case the slow way). Where pi_old stays frozen the method minimises one fixed function,
 and each step is halved until it lowers that function.
 
-The advantages are held fixed (the chapter's --advantages sft and sft-normalised): with
---advantages group A moves with the policy, and so does the point a method heads for.
+The advantages are held fixed (the chapter's --advantage-source sft and sft-normalised): with
+--advantage-source group A moves with the policy, and so does the point a method heads for.
 """
 import math
 import types
@@ -41,12 +41,13 @@ D = torch.float64
 ETA = 0.25  # the paper's 1/eta = 4, every chapter's default
 
 # One prompt of the GPT chapter: four correct answers and "anything else" (last). pi_sft answers it
-# correctly with p = 0.29; A is the large-group 0/1 advantage of that p (--advantages sft).
+# correctly with p = 0.29; A is the large-group 0/1 advantage of that p (--advantage-source sft).
 P_SFT = torch.tensor([0.12, 0.08, 0.06, 0.03, 0.71], dtype=D)
 A_PLUS, A_MINUS = large_group_advantages(float(P_SFT[:4].sum()))
 A_SFT = torch.tensor([A_PLUS] * 4 + [A_MINUS], dtype=D)
 Z_SFT = float((P_SFT * torch.exp(A_SFT / ETA)).sum())  # E_{pi_sft}[exp(A/eta)], about 150
-A_SHIFTED = A_SFT - ETA * math.log(Z_SFT)  # --advantages sft-normalised: the same pi*, with Z = 1
+# --advantage-source sft-normalised: the same pi*, with Z = 1
+A_SHIFTED = A_SFT - ETA * math.log(Z_SFT)
 PI_STAR = answer_target(P_SFT[:4], ETA)  # pi_sft exp(A/eta) / Z, for either A
 # Five answers with distinct advantages: one best answer (0), three with A > 0 (0, 1, 3).
 P_GRADED = torch.softmax(torch.tensor([0.3, -0.2, 0.5, 0.0, -0.6], dtype=D), 0)
@@ -72,7 +73,7 @@ def ratio_one_weight(A, divergence):
 def settings(**overrides):
     """The fields of train_reasoning's settings that method_loss reads, at their defaults."""
     base = dict(eta=ETA, divergence="js", lad_ratio="sequence", clip_eps=0.2, kl_coef=ETA,
-                kl_estimator="k2", flowrl_beta=1 / ETA)
+                kl_estimator="k2", flowrl_reward_scale=1 / ETA)
     return types.SimpleNamespace(**(base | overrides))
 
 
@@ -276,7 +277,7 @@ def test_lad_kl_with_js_converges_to_pi_sft_tilted_by_its_shaped_advantage_not_t
     and a constant shift of A moves it. With the SFT advantages of a 0/1 reward the two nearly
     agree (3.5e-4 in TV: every correct answer shares A+, so the shape among them is pi_sft's in
     both); shifted by
-    -eta log Z (--advantages sft-normalised, the same pi*) lad-kl's point has P(correct) 0.89,
+    -eta log Z (--advantage-source sft-normalised, the same pi*) lad-kl's point has P(correct) 0.89,
     0.11 from pi*; with graded advantages 0.12. A docstring that says lad-kl aims at pi* is what
     this contradicts; a change to LAD's weight at ratio 1 moves the point."""
     pi, p_sft, A = anchored_run("lad-kl", case, settings(), lr=0.5 / ETA)
@@ -402,9 +403,9 @@ def test_lad_fixeds_update_vanishes_at_the_minimiser_of_its_ratio_level():
 # ---------------------------------------------------------------------------------------------
 
 def test_flowrl_converges_to_pi_star_and_learns_its_log_z():
-    """flowrl with r = A (not group-normalised) and --flowrl-beta 1/eta: trajectory balance to
-    pi_sft exp(A/eta) / Z, which is pi*, and log Z to the true log Z (one-token answers: its length
-    normalisation does nothing). A flipped reward, a dropped log pi_ref, or a log Z without
+    """flowrl with r = A (not group-normalised) and --flowrl-reward-scale 1/eta: trajectory balance
+    to pi_sft exp(A/eta) / Z, which is pi*, and log Z to the true log Z (one-token answers: its
+    length normalisation does nothing). A flipped reward, a dropped log pi_ref, or a log Z without
     gradient fails it."""
     pi, log_z = iterate("flowrl", torch.log(P_SFT), A_SFT, settings(), steps=100, lr=0.25,
                         logp_ref=softmax_tokens(torch.log(P_SFT)), learn_log_z=True)

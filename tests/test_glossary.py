@@ -52,10 +52,10 @@ def documented() -> set:
 def run_names() -> set:
     """Every name a run, or a pair of runs, is stored under."""
     settings = parse_settings(bandit.Settings, [])
-    std = std_at_target(settings.eta, settings.center_advantages)
+    std = std_at_target(settings.eta, settings.centre_advantages)
     ablation_keys = {key for name in ABLATIONS for key, _, _ in ablation_runs(name, settings, std)}
     methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.MATCHING
-               + train_reasoning.REFERENCES)
+               + train_reasoning.SAMPLE_FREE)
     return (set(bandit.BANDIT_METHODS) | ablation_keys | set(methods)
             | {f"{a} - {b}" for a, b in COMPARISONS})
 
@@ -122,12 +122,13 @@ def reasoning_keys(tmp_path_factory) -> set:
     task = SumTask()
     task.train_n, task.heldout_n = [10, 11, 12, 13], [14, 15]
     methods = (train_reasoning.METHODS + train_reasoning.BASELINES + train_reasoning.MATCHING
-               + train_reasoning.REFERENCES)
+               + train_reasoning.SAMPLE_FREE)
     argv = ["--quick", "--methods", *methods, "--iterations", "1", "--eval-every", "1",
             "--sft-steps", "2", "--sft-batch-size", "8", "--n-layer", "1", "--n-head", "2",
             "--n-embd", "16", "--prompts-per-iteration", "2", "--group-size", "2",
             "--eval-samples", "16", "--workers", "1", "--threads", "1",
-            "--metrics-json", str(out / "m.json"), "--out-dir", str(out), "--run-dir", str(out)]
+            "--metrics-json", str(out / "m.json"), "--out-dir", str(out),
+            "--sft-cache-dir", str(out)]
     with pytest.MonkeyPatch.context() as patch:  # the figures are not what is checked here
         patch.setattr(train_reasoning, "draw_answers", lambda *args: out / "answers.png")
         patch.setattr(train_reasoning, "draw_training", lambda *args: out / "training.png")
@@ -172,7 +173,7 @@ def trl_keys(tmp_path_factory) -> set:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(demo, "train_and_evaluate", logged)
         demo.main(["--quick", "--sft-steps", "0", "--iterations", "1", "--eval-samples", "2",
-                   "--methods", "lad", "grpo", "--run-dir", str(out / "runs"),
+                   "--methods", "lad", "grpo", "--out-dir", str(out / "runs"),
                    "--metrics-json", str(out / "m.json")])
     written = json.loads((out / "m.json").read_text())
     logged = {key for entry in logs for key in entry}

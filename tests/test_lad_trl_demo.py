@@ -40,7 +40,7 @@ def test_the_command_turns_dropout_off(tmp_path):
     model has dropout 0.1 by default; the trainer the command builds must switch it off."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    settings = settings_of(["--quick", "--run-dir", str(tmp_path)])
+    settings = settings_of(["--quick", "--out-dir", str(tmp_path)])
     tokenizer = char_tokenizer(TASK)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=16, n_embd=16,
                                        n_layer=1, n_head=2))
@@ -67,11 +67,11 @@ def test_the_command_turns_dropout_off(tmp_path):
         (["--threads", "0"], "--threads"),
         (["--methods", "ppo"], "--methods"),
         (["--methods", "lad", "lad"], "--methods"),  # one run folder written twice
-        (["--seed", "one"], "--seed"),
-        (["--seed", "-1"], "--seed"),
-        (["--seed", "0", "0"], "--seed"),
-        (["--run-dir", "lad_trl.py"], "--run-dir"),  # a regular file, not a folder
-        (["--run-dir", "lad_trl.py/run"], "--run-dir"),  # under a regular file
+        (["--seeds", "one"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "0", "0"], "--seeds"),
+        (["--out-dir", "lad_trl.py"], "--out-dir"),  # a regular file, not a folder
+        (["--out-dir", "lad_trl.py/run"], "--out-dir"),  # under a regular file
         (["--metrics-json", "plots"], "--metrics-json"),  # a folder, not a file
         # the old vocabulary: refused, not taken for something else
         (["--steps", "3"], "--steps"),
@@ -94,7 +94,7 @@ def test_bad_command_line_arguments_are_one_error_line_naming_the_flag(capsys, a
 
 @pytest.mark.parametrize("settings,flag", [({"iterations": 0}, "--iterations"),
                                            ({"methods": ["lad", "ppo"]}, "--methods"),
-                                           ({"run_dir": "lad_trl.py"}, "--run-dir")])
+                                           ({"out_dir": "lad_trl.py"}, "--out-dir")])
 def test_settings_built_in_code_are_checked_as_the_command_line_is(settings, flag, monkeypatch):
     """A ValueError naming the flag: the checks live in the dataclass, not in the parser."""
     monkeypatch.chdir(REPOSITORY)
@@ -110,11 +110,11 @@ def test_quick_changes_only_its_settings_and_an_explicit_flag_wins():
             value = field.metadata["quick"]
             assert getattr(quick, field.name) == (getattr(full, field.name) if value is None
                                                   else value), field.name
-    assert quick.run_dir.startswith("runs/quick/") and quick.metrics_json is None
+    assert quick.out_dir.startswith("runs/quick/") and quick.metrics_json is None
     explicit = settings_of(["--quick", "--iterations", "7", "--sft-steps", "0",
-                            "--eval-samples", "3", "--run-dir", "runs/x"])
+                            "--eval-samples", "3", "--out-dir", "runs/x"])
     assert (explicit.iterations, explicit.sft_steps, explicit.eval_samples,
-            explicit.run_dir) == (7, 0, 3, "runs/x")
+            explicit.out_dir) == (7, 0, 3, "runs/x")
     assert full.epochs == 1  # TRL's default: one update per sampled batch
 
 
@@ -137,7 +137,7 @@ def test_reward_is_the_verifier():
 def test_a_few_iterations_of_the_tiny_model_train_offline(tmp_path, capsys):
     """The --quick command end to end on CPU: warm start, held-out evaluation, 4 LAD iterations,
     save. The loss stays finite and the weights move."""
-    settings = settings_of(["--quick", "--run-dir", str(tmp_path)])
+    settings = settings_of(["--quick", "--out-dir", str(tmp_path)])
     tokenizer = char_tokenizer(TASK)
     start = tiny_sft_model(TASK, tokenizer, 0, settings.sft_steps)
     trainer = demo.build_trainer(settings, TASK, tokenizer, start, 0, "lad")
@@ -163,7 +163,7 @@ def test_epochs_are_optimiser_steps_on_each_sampled_batch(tmp_path):
     num_iterations), so TRL's max_steps is their product. Catches --iterations passed as
     max_steps: with --epochs 2 the run would sample half the batches asked for."""
     settings = settings_of(["--quick", "--iterations", "3", "--epochs", "2",
-                            "--run-dir", str(tmp_path)])
+                            "--out-dir", str(tmp_path)])
     tokenizer = char_tokenizer(TASK)
     model = tiny_sft_model(TASK, tokenizer, 0, sft_steps=0)
     config = demo.build_trainer(settings, TASK, tokenizer, model, 0, "lad").args
@@ -176,9 +176,9 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_method(tmp_path
     numbers do not depend on the runs before it in the same process (the same as a command with
     that seed and method alone)."""
     common = ["--quick", "--sft-steps", "20", "--iterations", "2",
-              "--run-dir", str(tmp_path / "runs")]
+              "--out-dir", str(tmp_path / "runs")]
     path = tmp_path / "metrics.json"
-    runs = demo.main(common + ["--seed", "3", "4", "--methods", "lad", "grpo",
+    runs = demo.main(common + ["--seeds", "3", "4", "--methods", "lad", "grpo",
                                   "--metrics-json", str(path)])
     written = json.loads(path.read_text())
 
@@ -186,7 +186,7 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_method(tmp_path
                                                                  (4, "lad"), (4, "grpo")]
     assert written["runs"] == json.loads(json.dumps(runs))
     recorded = written["settings"]
-    assert (recorded["seed"], recorded["methods"]) == ([3, 4], ["lad", "grpo"])
+    assert (recorded["seeds"], recorded["methods"]) == ([3, 4], ["lad", "grpo"])
     assert (recorded["iterations"], recorded["metrics_json"]) == (2, str(path))
     assert written["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     for method in ["lad", "grpo"]:
@@ -199,13 +199,13 @@ def test_metrics_json_holds_each_seeds_before_and_after_for_each_method(tmp_path
     # Both methods start from the same warm start and the same evaluation samples.
     assert runs[0]["heldout_reward_before"] == runs[1]["heldout_reward_before"]
 
-    alone = demo.main(common + ["--seed", "4", "--methods", "grpo"])
+    alone = demo.main(common + ["--seeds", "4", "--methods", "grpo"])
     assert alone == [runs[3]]
 
 
 # The commands that wrote the committed metrics files, as the docs print them beside the tables.
 COMMITTED = {
-    "lad_trl_metrics.json": "python -m trl_demo --seed 0 1 2 3 4 --methods lad grpo "
+    "lad_trl_metrics.json": "python -m trl_demo --seeds 0 1 2 3 4 --methods lad grpo "
                             "--metrics-json plots/lad_trl_metrics.json",
     "lad_trl_metrics_no_avx.json": "ATEN_CPU_CAPABILITY=default python -m trl_demo "
                                    "--seed 0 1 2 3 4 --methods lad grpo "
@@ -222,11 +222,11 @@ def test_each_committed_metrics_file_records_the_settings_of_its_command(name, m
     monkeypatch.chdir(REPOSITORY)
     words = shlex.split(COMMITTED[name])
     settings = settings_of(words[words.index("trl_demo") + 1:])
-    expected = dict(dataclasses.asdict(settings), run_dir=repository_path(settings.run_dir),
+    expected = dict(dataclasses.asdict(settings), out_dir=repository_path(settings.out_dir),
                     metrics_json=repository_path(settings.metrics_json))
     recorded = json.loads((REPOSITORY / "plots" / name).read_text())["settings"]
     assert recorded == expected
-    assert (recorded["metrics_json"], recorded["run_dir"]) == (f"plots/{name}", "runs/lad_trl")
+    assert (recorded["metrics_json"], recorded["out_dir"]) == (f"plots/{name}", "runs/lad_trl")
 
 
 def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
@@ -260,7 +260,7 @@ def test_the_model_option_runs_a_saved_gpt2_style_model(tmp_path):
 
     argv = ["--model", str(folder), "--iterations", "2", "--group-size", "2",
             "--prompts-per-iteration", "2", "--max-completion-length", "8", "--eval-samples", "2",
-            "--run-dir", str(tmp_path / "run")]
+            "--out-dir", str(tmp_path / "run")]
     [run] = demo.main(argv)
     assert 0 <= run["heldout_reward_before"] <= 1 and 0 <= run["heldout_reward_after"] <= 1
     assert (tmp_path / "run" / "lad-seed0" / "model.safetensors").exists()

@@ -167,7 +167,7 @@ def test_flowrl_logs_its_log_ratio_per_token_as_its_loss_reads_it():
     u = torch.tensor([[0.1, -0.1, 0.0], [0.2, 0.2, 0.3]])
     batch = {"logp_old": torch.zeros(2, 3), "mask": mask, "advantages": torch.tensor([1.0, -1.0]),
              "logp_ref": torch.zeros(2, 3)}
-    _, stats = method_loss("flowrl", u, batch, args(flowrl_beta=4.0), log_z=torch.zeros(2))
+    _, stats = method_loss("flowrl", u, batch, args(flowrl_reward_scale=4.0), log_z=torch.zeros(2))
     assert stats == {"abs_log_ratio": pytest.approx(0.18)}
 
 
@@ -211,14 +211,14 @@ def test_each_baseline_is_its_loss_file_summed_and_divided_by_the_token_count():
     n = mask.sum()
     entropy = torch.rand(mask.shape, generator=torch.Generator().manual_seed(3)) * mask
     log_z = torch.tensor([0.3, -0.2] * 4, requires_grad=True)
-    a = args(flowrl_beta=4.0)
+    a = args(flowrl_reward_scale=4.0)
     gen = lambda: torch.Generator().manual_seed(5)
     clean = masked(logp, mask)
     want = {
         "entadv": entadv_loss(clean, old, A, entropy, mask=mask, reduction="sum"),
         "clip-cov": clip_cov_loss(clean, old, A, gen(), mask=mask, reduction="sum"),
         "kl-cov": kl_cov_loss(clean, old, A, mask=mask, reduction="sum"),
-        "flowrl": flowrl_loss(clean, old, batch["logp_ref"], log_z, A, beta=4.0, mask=mask,
+        "flowrl": flowrl_loss(clean, old, batch["logp_ref"], log_z, A, reward_scale=4.0, mask=mask,
                               reduction="sum"),
     }
     for method, value in want.items():

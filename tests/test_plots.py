@@ -336,7 +336,7 @@ def test_long_runs_that_differ_only_in_an_unnamed_setting_are_both_drawn(monkeyp
 
 
 def test_the_long_run_figure_draws_the_distillation_floor_at_its_mean_end(monkeypatch):
-    """The capacity floor is the distillation reference's last held-out TV (and shape TV), mean
+    """The capacity floor is the distillation yardstick's last held-out TV (and shape TV), mean
     over its seeds, in the panels of those two metrics only. A floor taken from the first
     evaluation, from one seed or from another method would sit elsewhere."""
     figures = []

@@ -89,9 +89,9 @@ def test_one_update_raises_the_rewarded_completion_and_lowers_the_unrewarded_one
     log_z = torch.zeros(1, requires_grad=True) if method == "flowrl" else None
     params = list(policy.parameters()) + ([log_z] if log_z is not None else [])
     settings = small_settings(prompts_per_iteration=1, group_size=2, lad_ratio=lad_ratio)
-    reference = frozen if method in USES_REFERENCE else None
+    pi_ref = frozen if method in USES_REFERENCE else None
     optimizer = torch.optim.SGD(params, lr=0.05)
-    rollout, _ = tr.rl_iteration(method, policy, sampler, reference, optimizer,
+    rollout, _ = tr.rl_iteration(method, policy, sampler, pi_ref, optimizer,
                                  task_with_prompts(37), settings, RandomStreams.seeded(0),
                                  log_z=log_z)
     assert rollout["advantages"][0] > 0 > rollout["advantages"][1]
@@ -123,9 +123,9 @@ def test_each_completion_is_scored_against_its_own_prompt_and_normalised_by_grou
 
 
 def test_fixed_advantages_give_a_plus_to_a_correct_completion_of_its_own_prompt():
-    """--advantages sft: each completion gets its prompt's (A+, A-), A+ when it is correct. A table
-    with a different pair per prompt catches A+ and A- swapped, and a row given another prompt's
-    pair."""
+    """--advantage-source sft: each completion gets its prompt's (A+, A-), A+ when it is correct. A
+    table with a different pair per prompt catches A+ and A- swapped, and a row given another
+    prompt's pair."""
     table = {n: (1 + n / 100, -1 - n / 1000) for n in TASK.train_n}
     settings = small_settings(prompts_per_iteration=5, group_size=4)
     optimizer = torch.optim.SGD(small_model().parameters(), lr=0.0)
@@ -165,12 +165,13 @@ def run_recording(monkeypatch, method: str, sft_path, **overrides) -> list:
 
 
 @pytest.mark.parametrize("kind", ["group", "sft", "sft-normalised"])
-def test_the_advantages_flag_decides_what_the_loss_receives(kind, sft_path, monkeypatch):
-    """--advantages sft-normalised must reach the loss as the SFT policy's (A+, A-) shifted so that
-    Z = 1: a run that silently fell back to the group's advantages (or to the unshifted pair) would
-    still run, and report another experiment under this one's name. An untrained policy is never
-    right, so the group's advantages are all 0 and the SFT ones are not."""
-    ((_, batch),) = run_recording(monkeypatch, "grpo", sft_path, iterations=1, advantages=kind)
+def test_the_advantage_source_decides_what_the_loss_receives(kind, sft_path, monkeypatch):
+    """--advantage-source sft-normalised must reach the loss as the SFT policy's (A+, A-) shifted so
+    that Z = 1: a run that silently fell back to the group's advantages (or to the unshifted pair)
+    would still run, and report another experiment under this one's name. An untrained policy is
+    never right, so the group's advantages are all 0 and the SFT ones are not."""
+    ((_, batch),) = run_recording(monkeypatch, "grpo", sft_path, iterations=1,
+                                  advantage_source=kind)
     if kind == "group":
         want = group_advantages(batch["rewards"], 4)
     else:
@@ -187,9 +188,9 @@ def test_lad_fixed_samples_every_rollout_from_the_frozen_sft_model(method, sft_p
     """lad-fixed's pi_old is pi_sft at every iteration: after the first step its rollouts still
     carry pi_sft's log-probabilities, which the moved policy no longer gives. A run that sampled
     from the policy would be plain lad, whose second rollout carries the policy's own (ratio
-    exactly 1 at the first step of every iteration). --advantages sft: every completion has A != 0,
-    so the first step moves the policy."""
-    calls = run_recording(monkeypatch, method, sft_path, iterations=2, advantages="sft")
+    exactly 1 at the first step of every iteration). --advantage-source sft: every completion has A
+    != 0, so the first step moves the policy."""
+    calls = run_recording(monkeypatch, method, sft_path, iterations=2, advantage_source="sft")
     (logp_1, first), (logp_2, second) = calls
     assert torch.equal(logp_1, first["logp_old"]), "at the first step the policy is pi_sft"
     tokens = second["prompts"], second["completions"], second["mask"]
@@ -307,7 +308,7 @@ def test_flowrls_log_z_moves_by_its_gradient_at_the_prompts_of_the_rollout_only(
     n_tokens = float(rollout["mask"].sum())
     grad = torch.zeros(len(task.train_n), dtype=torch.float64)
     for i, a in zip(rollout["prompt_index"].tolist(), rollout["advantages"].tolist()):
-        grad[i] += 2 * (0.0 - settings.flowrl_beta * a) / n_tokens
+        grad[i] += 2 * (0.0 - settings.flowrl_reward_scale * a) / n_tokens
     assert grad.abs().max() > 0.1, "the test needs a gradient well above rounding"
     assert log_z.detach().double().numpy() == pytest.approx((-lr * grad).numpy(), abs=1e-6)
     asked = set(rollout["prompt_index"].tolist())
@@ -319,10 +320,11 @@ def test_flowrls_default_beta_is_one_over_eta_and_an_explicit_one_wins():
     """FlowRL's inverse temperature defaults to 1/eta, LAD's temperature per unit of advantage
     (reasoning/methods.py says why its target is still not pi*). A default of eta, or one fixed at
     4 whatever --eta says, is another experiment."""
-    assert tr.Settings().flowrl_beta == 4.0
-    assert tr.Settings(eta=0.5).flowrl_beta == 2.0
-    assert parse_settings(tr.Settings, ["--eta", "0.125"]).flowrl_beta == 8.0
-    assert parse_settings(tr.Settings, ["--eta", "0.5", "--flowrl-beta", "3"]).flowrl_beta == 3.0
+    assert tr.Settings().flowrl_reward_scale == 4.0
+    assert tr.Settings(eta=0.5).flowrl_reward_scale == 2.0
+    assert parse_settings(tr.Settings, ["--eta", "0.125"]).flowrl_reward_scale == 8.0
+    settings = parse_settings(tr.Settings, ["--eta", "0.5", "--flowrl-reward-scale", "3"])
+    assert settings.flowrl_reward_scale == 3.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,9 +433,9 @@ def test_effective_number_normalises_over_the_correct_answers():
 
 @pytest.mark.parametrize("normalised", [False, True])
 def test_sft_advantages_are_the_large_group_a_of_pi_star_and_normalised_ones_make_z_one(normalised):
-    """--advantages sft gives every correct completion of a prompt the A+ that defines pi* and every
-    other one A-; sft-normalised shifts both by eta log Z, so that E_sft[exp(A/eta)] = 1 and pi* is
-    unchanged. A shift with the wrong sign, or A+ and A- swapped, breaks one of these."""
+    """--advantage-source sft gives every correct completion of a prompt the A+ that defines pi* and
+    every other one A-; sft-normalised shifts both by eta log Z, so that E_sft[exp(A/eta)] = 1 and
+    pi* is unchanged. A shift with the wrong sign, or A+ and A- swapped, breaks one of these."""
     model = small_model(2)
     fixed = sft_advantages(model, TASK, 0.25, normalised=normalised)
     probs = evaluation.answer_probabilities(model, TASK, TASK.train_n)
@@ -454,9 +456,9 @@ def test_sft_advantages_are_the_large_group_a_of_pi_star_and_normalised_ones_mak
 
 
 def test_sampled_success_estimates_the_sft_policys_success_rate_from_its_own_samples():
-    """--advantages sft-sampled is a method, not an oracle: the success rate comes from samples of
-    pi_sft, (correct + 1/2) / (k + 1), close to the exact one for many samples and never 0 or 1.
-    A mode that fell back to the exact rate would return it to the last digit."""
+    """--advantage-source sft-sampled is a method, not an oracle: the success rate comes from
+    samples of pi_sft, (correct + 1/2) / (k + 1), close to the exact one for many samples and never
+    0 or 1. A mode that fell back to the exact rate would return it to the last digit."""
     model = small_model(2)
     exact = [float(p.sum()) for p in evaluation.answer_probabilities(model, TASK, TASK.train_n)]
     few = sampled_success(model, TASK, torch.Generator().manual_seed(0), k=8)

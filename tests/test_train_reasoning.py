@@ -92,13 +92,13 @@ def test_bad_arguments_are_rejected_before_any_work_with_the_flag_named(capsys, 
                        (["--minibatches", "0"], "--minibatches"),
                        (["--n-embd", "30"], "--n-embd"), (["--eta", "0.01"], "--eta"),
                        (["--kl-estimator", "k1"], "--kl-estimator"),
-                       (["--advantages", "oracle"], "--advantages"),
-                       (["--seed", "-1"], "--seed"), (["--seed", "1", "1"], "--seed"),
+                       (["--advantage-source", "oracle"], "--advantage-source"),
+                       (["--seeds", "-1"], "--seeds"), (["--seeds", "1", "1"], "--seeds"),
                        (["--lr", "abc"], "--lr"), (["--lr", "inf"], "--lr"),
                        (["--eta", "nan"], "--eta"), (["--clip-eps", "-inf"], "--clip-eps"),
                        (["--metrics-json", str(tmp_path)], "--metrics-json"),
                        (["--out-dir", str(a_file / "figures")], "--out-dir"),
-                       (["--run-dir", str(a_file)], "--run-dir")]:
+                       (["--sft-cache-dir", str(a_file)], "--sft-cache-dir")]:
         with pytest.raises(SystemExit) as exit_info:
             parse(argv)
         assert exit_info.value.code == 2
@@ -114,9 +114,9 @@ def test_a_run_that_is_not_the_tables_writes_nothing_the_repository_tracks():
     figures and checkpoints under runs/, which git ignores, never over the committed ones."""
     ignored = (Path(__file__).resolve().parent.parent / ".gitignore").read_text().splitlines()
     assert "runs/" in ignored
-    for argv in ([], ["--quick"], ["--seed", "0", "1", "--iterations", "5"]):
+    for argv in ([], ["--quick"], ["--seeds", "0", "1", "--iterations", "5"]):
         settings = parse(argv)
-        for path in (settings.out_dir, settings.run_dir):
+        for path in (settings.out_dir, settings.sft_cache_dir):
             assert Path(path).parts[0] == "runs", (argv, path)
         assert settings.metrics_json is None
 
@@ -136,8 +136,8 @@ def test_quick_shrinks_only_what_is_not_given():
 
 def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tmp_path):
     # One thread: the suite may share the CPU with other work, and oversubscribed threads crawl.
-    argv = ["--quick", "--seed", "3", "--threads", "1", "--metrics-json", str(tmp_path / "m.json"),
-            "--out-dir", str(tmp_path / "fig"), "--run-dir", str(tmp_path / "runs")]
+    argv = ["--quick", "--seeds", "3", "--threads", "1", "--metrics-json", str(tmp_path / "m.json"),
+            "--out-dir", str(tmp_path / "fig"), "--sft-cache-dir", str(tmp_path / "runs")]
     returned = tr.main(argv)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (tmp_path / "fig" / "reasoning_answers.png").stat().st_size > 0
@@ -152,7 +152,7 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
         assert 0 <= m["tv_shape"] <= 1 and 0 <= m["tv_to_target"] <= 1
         assert m["wellformed_wrong"] + m["malformed"] == pytest.approx(1 - m["accuracy"])
         assert m["train_exact_accuracy"] is not None
-    assert metrics["settings"]["seed"] == [3] and metrics["time_over_grpo"]["grpo"] == 1.0
+    assert metrics["settings"]["seeds"] == [3] and metrics["time_over_grpo"]["grpo"] == 1.0
     assert set(metrics["time_over_grpo"]) == set(METHODS)
     d = metrics["differences"]["lad-kl - grpo-kl"]["effective_correct"]["per_seed"][0]
     assert d == pytest.approx(metrics["lad-kl"]["effective_correct"]
@@ -163,7 +163,7 @@ def test_quick_run_end_to_end_writes_metrics_and_figures_and_is_deterministic(tm
     # (the first run: --workers 2, the default) or one after the other in this one.
     again = tr.main(argv[:-6] + ["--workers", "1", "--methods", "lad-fixed", "grpo-kl",
                                  "--out-dir", str(tmp_path / "fig2"),
-                                 "--run-dir", str(tmp_path / "runs")])
+                                 "--sft-cache-dir", str(tmp_path / "runs")])
     for name in ["sft", "lad-fixed", "grpo-kl"]:
         assert again[name]["per_seed"] == returned[name]["per_seed"]
 
@@ -187,12 +187,11 @@ def test_sft_loss_is_the_cross_entropy_per_completion_token_not_per_padded_slot(
 def test_sft_cache_key_changes_with_the_code_torch_and_threads_but_not_with_rl_settings(
         tmp_path, monkeypatch):
     """A checkpoint trained by other code, another torch or another thread count is not reused."""
-    settings = parse(["--run-dir", str(tmp_path)])
+    settings = parse(["--sft-cache-dir", str(tmp_path)])
     key = sft.sft_checkpoint_path(TASK, settings, 0)
-    assert sft.sft_checkpoint_path(TASK, parse(["--run-dir", str(tmp_path), "--lr", "1e-3"]), 0) \
-        == key
-    assert sft.sft_checkpoint_path(TASK, parse(["--run-dir", str(tmp_path), "--threads", "2"]), 0) \
-        != key
+    cache = ["--sft-cache-dir", str(tmp_path)]
+    assert sft.sft_checkpoint_path(TASK, parse(cache + ["--lr", "1e-3"]), 0) == key
+    assert sft.sft_checkpoint_path(TASK, parse(cache + ["--threads", "2"]), 0) != key
     monkeypatch.setattr(torch, "__version__", "0.0.0")
     assert sft.sft_checkpoint_path(TASK, settings, 0) != key
     monkeypatch.undo()
@@ -226,7 +225,7 @@ def test_sft_cache_key_reads_the_tasks_own_code(tmp_path):
     exercise file before and after a fix) train different warm starts: a key blind to the task's
     code would hand the second the first one's cached checkpoint. The same code gives the same
     key, so the cache still works."""
-    settings = parse(["--run-dir", str(tmp_path)])
+    settings = parse(["--sft-cache-dir", str(tmp_path)])
     before = _task_from_file(tmp_path / "before.py", 0.5)
     after = _task_from_file(tmp_path / "after.py", 0.9)
     same = _task_from_file(tmp_path / "same.py", 0.5)
@@ -254,7 +253,7 @@ def test_the_warm_start_reads_only_the_settings_its_module_declares(tmp_path):
     """reasoning/sft.py trains and caches a checkpoint from exactly the fields SFTSettings lists: a
     read of any other setting fails here, and the cache key is the one the full settings give."""
     declared = list(sft.SFTSettings.__annotations__)
-    full = parse(["--run-dir", str(tmp_path), "--sft-steps", "2", "--n-layer", "1",
+    full = parse(["--sft-cache-dir", str(tmp_path), "--sft-steps", "2", "--n-layer", "1",
                   "--n-head", "2", "--n-embd", "16"])
     assert set(declared) <= set(vars(full))
     only = SimpleNamespace(**{k: getattr(full, k) for k in declared})

@@ -20,7 +20,7 @@ CHANGES_THE_NUMBERS = {
     "methods": [["lad-fixed", "lad", "grpo"], ["grpo"], ["grpo", "lad-fixed"]],
     "iterations": [100], "lr": [0.01], "eta": [0.5], "divergence": ["kl"], "group_size": [32],
     "grpo_pi_old": ["fixed"], "entropy_coef": [0.1], "flowrl_reward": ["raw"],
-    "center_advantages": [True], "seed": [1],
+    "centre_advantages": [True], "seed": [1],
 }
 # What a figure may change without leaving plots/: where it goes, the timing, the mode, the run.
 DOES_NOT = {"figure", "metrics_json", "timing_rounds", "exact", "ablation", "quick"}
@@ -124,4 +124,4 @@ def test_the_step_time_ratio_is_each_runs_step_over_the_reference_runs(tmp_path,
                      "--figure", str(tmp_path / "b.png"), "--metrics-json", str(path)])
         written = json.loads(path.read_text())
         assert {m: written[m]["step_time_ratio"] for m in methods} == want
-        assert written["step_time"]["reference"] == ("grpo" if "grpo" in methods else methods[0])
+        assert written["step_time"]["relative_to"] == ("grpo" if "grpo" in methods else methods[0])

@@ -1,5 +1,5 @@
 """The GPT chapter's wiring, run end to end on a tiny model: what train_reasoning.py hands the
-sample-free references and the losses (the eta of pi*, the --advantages sft-sampled rates, the
+sample-free methods and the losses (the eta of pi*, the --advantage-source sft-sampled rates, the
 anchor's log-probabilities, the mini-batch order), and how it logs an iteration's statistics.
 Each test names the kind of bug it catches."""
 from types import SimpleNamespace
@@ -10,11 +10,11 @@ import torch
 from torch.distributions import Categorical, kl_divergence
 
 import train_reasoning as tr
-from reasoning import references
+from reasoning import sample_free
 from reasoning.arithmetic import SumTask
 from reasoning.evaluation import answer_probabilities, targets_of
 from reasoning.methods import method_loss
-from reasoning.references import reference_iteration, reference_loss
+from reasoning.sample_free import sample_free_iteration, sample_free_loss
 from reasoning.rollout import (SFT_SUCCESS_SAMPLES, minibatches, sample_rollout, sampled_success,
                                sft_advantages)
 from tiny_lm import GPT, GPTConfig
@@ -75,10 +75,10 @@ def train_recording(monkeypatch, method, task, sft_path, seed=0, **overrides) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# The sample-free references (reasoning/references.py) and how train_reasoning.py runs them.
+# The sample-free methods (reasoning/sample_free.py) and how train_reasoning.py runs them.
 # ---------------------------------------------------------------------------------------------
 
-def test_a_references_loss_is_a_kl_summed_over_a_prompts_outcomes_and_averaged_over_prompts():
+def test_a_sample_free_loss_is_a_kl_summed_over_a_prompts_outcomes_and_averaged_over_prompts():
     """distil is the cross-entropy H(pi*, pi) = KL(pi* || pi) + H(pi*) of each prompt, exact is
     KL(pi || pi*), and the step's loss is their mean over the prompts. Two prompts with 3 and 7
     outcomes: a mean over a prompt's outcomes instead of their sum, a sum over prompts, or one
@@ -96,27 +96,27 @@ def test_a_references_loss_is_a_kl_summed_over_a_prompts_outcomes_and_averaged_o
     for method, per_prompt in [("distil", distil), ("exact", exact)]:
         assert abs(float(per_prompt[0] - per_prompt[1])) > 0.1, "the prompts must differ"
         want = float(sum(per_prompt)) / 2
-        assert float(reference_loss(method, logps, targets)) == pytest.approx(want, rel=1e-12)
+        assert float(sample_free_loss(method, logps, targets)) == pytest.approx(want, rel=1e-12)
 
 
-def test_a_reference_step_logs_the_exact_p_correct_of_the_prompts_it_trained_on(monkeypatch):
-    """The accuracy a reference logs is the mean over the step's prompts of the model's exact
-    P(correct) = 1 - P(anything else), before the step (as a rollout's reward is its batch's).
+def test_a_sample_free_step_logs_the_exact_p_correct_of_the_prompts_it_trained_on(monkeypatch):
+    """The accuracy a sample-free method logs is the mean over the step's prompts of the model's
+    exact P(correct) = 1 - P(anything else), before the step (as a rollout's reward is its batch's).
     Logging P(anything else), one answer's probability, a sum over the prompts, or the accuracy of
     every training prompt would each give another number."""
     model = tiny_gpt(1)
     before = tiny_gpt(1)
     asked = []
-    outcome_logprobs = references.outcome_logprobs
+    outcome_logprobs = sample_free.outcome_logprobs
 
     def recording(model, task, ns):
         asked.append(list(ns))
         return outcome_logprobs(model, task, ns)
 
-    monkeypatch.setattr(references, "outcome_logprobs", recording)
+    monkeypatch.setattr(sample_free, "outcome_logprobs", recording)
     targets = [torch.full((n,), 1.0 / n, dtype=torch.float64) for n in TASK.train_n]
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    stats = reference_iteration("distil", model, optimizer, TASK, 5,
+    stats = sample_free_iteration("distil", model, optimizer, TASK, 5,
                                 torch.Generator().manual_seed(3), targets)
     ns = asked[0]  # the prompts the step trained on
     assert len(set(ns)) > 1, "the test needs several prompts"
@@ -126,25 +126,25 @@ def test_a_reference_step_logs_the_exact_p_correct_of_the_prompts_it_trained_on(
     assert np.mean(after) != pytest.approx(np.mean(accuracy), rel=1e-2), "the step must move it"
 
 
-def test_the_references_train_on_pi_star_built_with_eta_and_log_their_exact_accuracy(
+def test_the_sample_free_methods_train_on_pi_star_built_with_eta_and_log_their_exact_accuracy(
         sft_path, monkeypatch):
-    """train_rl hands a reference pi* of every training prompt at --eta (pi_sft exp(A/eta) / Z),
-    the pi* the held-out evaluation measures against, and logs the step's exact P(correct) as its
-    reward. --kl-coef and --flowrl-beta are set apart from eta here, so that a target built with
-    either (or with a fixed 0.25) is another distribution."""
+    """train_rl hands a sample-free method pi* of every training prompt at --eta (pi_sft exp(A/eta)
+    / Z), the pi* the held-out evaluation measures against, and logs the step's exact P(correct) as
+    its reward. --kl-coef and --flowrl-reward-scale are set apart from eta here, so that a target
+    built with either (or with a fixed 0.25) is another distribution."""
     task = OddFirstDigitTask(12, 37, 50)
     handed = []
 
     def recording(method, policy, optimizer, task, n_prompts, prompt_gen, train_targets):
         handed.append(train_targets)
-        stats = reference_iteration(method, policy, optimizer, task, n_prompts, prompt_gen,
+        stats = sample_free_iteration(method, policy, optimizer, task, n_prompts, prompt_gen,
                                     train_targets)
         handed.append(stats)
         return stats
 
-    monkeypatch.setattr(tr, "reference_iteration", recording)
+    monkeypatch.setattr(tr, "sample_free_iteration", recording)
     record = train_recording(monkeypatch, "distil", task, sft_path, iterations=2, eta=0.5,
-                             kl_coef=0.25, flowrl_beta=1.0)
+                             kl_coef=0.25, flowrl_reward_scale=1.0)
     sft_model = GPT.load(sft_path)
     want = targets_of(sft_model, task, task.train_n, 0.5)
     other = targets_of(sft_model, task, task.train_n, 0.25)
@@ -160,12 +160,12 @@ def test_the_references_train_on_pi_star_built_with_eta_and_log_their_exact_accu
 
 
 # ---------------------------------------------------------------------------------------------
-# --advantages sft-sampled and sampled_success.
+# --advantage-source sft-sampled and sampled_success.
 # ---------------------------------------------------------------------------------------------
 
 def test_sft_sampled_advantages_reach_the_loss_from_the_sampled_rates_unshifted_on_their_own_stream(
         sft_path, monkeypatch):
-    """--advantages sft-sampled gives each completion the large-group (A+, A-) of its prompt's
+    """--advantage-source sft-sampled gives each completion the large-group (A+, A-) of its prompt's
     success rate as estimated from 64 SFT samples, drawn before RL from a stream of their own
     (seed + 4: the run's four streams use seed to seed + 3), not shifted as sft-normalised is.
     A run that fell back to the exact rate, to the group's advantages, that shifted them, or that
@@ -175,10 +175,10 @@ def test_sft_sampled_advantages_reach_the_loss_from_the_sampled_rates_unshifted_
     seed = 5
     torch.manual_seed(0)
     first = train_recording(monkeypatch, "grpo", task, sft_path, seed, iterations=1,
-                            advantages="sft-sampled")
+                            advantage_source="sft-sampled")
     torch.manual_seed(1)
     again = train_recording(monkeypatch, "grpo", task, sft_path, seed, iterations=1,
-                            advantages="sft-sampled")
+                            advantage_source="sft-sampled")
     ((_, batch, _),), ((_, batch_again, _),) = first["calls"], again["calls"]
     assert torch.equal(batch["advantages"], batch_again["advantages"])
 
@@ -251,10 +251,10 @@ def test_a_rollouts_anchor_log_probabilities_come_from_the_reference_not_the_sam
 def test_an_anchored_run_scores_every_rollout_with_pi_sft_after_the_policy_has_moved(
         sft_path, monkeypatch):
     """grpo-kl's second rollout: the policy (its sampler) has taken a step, and the anchor must
-    still be pi_sft's log-probabilities of the new tokens, not the policy's. --advantages sft:
+    still be pi_sft's log-probabilities of the new tokens, not the policy's. --advantage-source sft:
     every completion has A != 0, so the first step moves the policy."""
     record = train_recording(monkeypatch, "grpo-kl", TASK, sft_path, iterations=2,
-                             advantages="sft")
+                             advantage_source="sft")
     (_, _, _), (logp, second, _) = record["calls"]
     tokens = second["prompts"], second["completions"], second["mask"]
     with torch.no_grad():
@@ -319,7 +319,7 @@ def test_an_iterations_logged_statistic_is_the_mean_over_its_steps(sft_path, mon
     pi_old) and not at the second. The history holds their mean, per iteration; the first step's
     or the last step's value alone would say the brake acted never or twice as often."""
     record = train_recording(monkeypatch, "lad", TASK, sft_path, iterations=2, epochs=2,
-                             advantages="sft")
+                             advantage_source="sft")
     steps = [stats for _, _, stats in record["calls"]]
     assert len(steps) == 4
     assert steps[0]["abs_log_ratio"] == 0.0 < steps[1]["abs_log_ratio"]
@@ -336,7 +336,7 @@ def test_the_logged_shares_leave_out_completions_whose_advantage_is_zero(method,
     clipped) and the mean |log ratio| are over the others. Two rows with A = 0 and a large ratio
     that would count as above the target (and past the clip) if they were included."""
     settings = SimpleNamespace(eta=0.25, divergence="js", lad_ratio=lad_ratio, clip_eps=0.2,
-                               kl_coef=0.25, kl_estimator="k2", flowrl_beta=4.0)
+                               kl_coef=0.25, kl_estimator="k2", flowrl_reward_scale=4.0)
     u = torch.tensor([0.5, -5.0, 2.0, 3.0])  # each completion's summed log ratio
     A = torch.tensor([1.0, -1.0, 0.0, 0.0])
     logp_old = torch.full((4, 2), -3.0)

@@ -5,7 +5,8 @@ LADTrainer (or TRL's own GRPO loss) on SumTask, over seeds, each method from the
 Run it
 ------
     python -m trl_demo                 # offline: a tiny Qwen2-style model, LAD, seed 0
-    python -m trl_demo --seed 0 1 2 3 4 --methods lad grpo --metrics-json plots/lad_trl_metrics.json
+    python -m trl_demo --seeds 0 1 2 3 4 --methods lad grpo \
+        --metrics-json plots/lad_trl_metrics.json
     python -m trl_demo --quick         # 200 warm-start steps, 4 iterations (runs/quick/lad_trl)
     python -m trl_demo --model Qwen/Qwen2.5-0.5B                       # a hub model, on a GPU
     accelerate launch --num_processes 8 -m trl_demo --model Qwen/Qwen2.5-1.5B   # several GPUs
@@ -14,7 +15,7 @@ Run it
 a+b), its verifier is the reward (task.py), and the held-out prompts are evaluated before and
 after training (runs.py). The tiny model gets a supervised warm start first
 (model.tiny_sft_model); with several methods, each starts from the same one. The models are saved
-to runs/lad_trl/METHOD-seedSEED/ (--run-dir). The logged `loss` is weighted by exp(A/eta): with
+to runs/lad_trl/METHOD-seedSEED/ (--out-dir). The logged `loss` is weighted by exp(A/eta): with
 eta = 0.25 and one right answer in a group of 8 (A/eta near 10) it is in the hundreds. Follow the
 reward, `lad/above_target` and the entropy, not its size.
 """
@@ -53,7 +54,7 @@ class Settings:
                                 default_text="the tiny model, offline")
     methods: list[str] = setting(["lad"], "lad, grpo (TRL's own GRPO loss) or both, each from "
                                  "the same start", choices=["lad", "grpo"], distinct=True)
-    seed: list[int] = setting([0], "one or more seeds, run one after another", low=0,
+    seeds: list[int] = setting([0], "one or more seeds, run one after another", low=0,
                               distinct=True)
     eta: float = setting(0.25, "LAD's temperature (the paper's 1/eta = 4)", above=0)
     divergence: str = setting("js", "LAD's f-divergence", choices=sorted(DIVERGENCES))
@@ -75,7 +76,7 @@ class Settings:
     eval_samples: int = setting(32, "samples per held-out prompt, before and after training",
                                 low=1, quick=2)
     threads: int = setting(1, "torch CPU threads", low=1)
-    run_dir: str = setting("runs/lad_trl", "the trained models go to RUN_DIR/METHOD-seedSEED",
+    out_dir: str = setting("runs/lad_trl", "the trained models go to OUT_DIR/METHOD-seedSEED",
                            quick="runs/quick/lad_trl")
     metrics_json: str | None = setting(None, "write the settings and each run's numbers here")
     report_to: str = setting("none", "TRL's loggers: none, tensorboard, wandb, ...")
@@ -83,7 +84,7 @@ class Settings:
 
     def __post_init__(self):
         check(self)
-        for name, kind in [("run_dir", "dir"), ("metrics_json", "file")]:
+        for name, kind in [("out_dir", "dir"), ("metrics_json", "file")]:
             path = getattr(self, name)
             problem = path is not None and output_path_problem(path, kind)
             if problem:
@@ -97,7 +98,7 @@ def build_trainer(settings: Settings, task: SumTask, tokenizer, model, seed: int
     G = settings.group_size
     steps = settings.iterations * settings.epochs  # TRL counts optimiser steps
     config = LADConfig(
-        output_dir=os.path.join(settings.run_dir, f"{method}-seed{seed}"),
+        output_dir=os.path.join(settings.out_dir, f"{method}-seed{seed}"),
         lad=method == "lad", eta=settings.eta, divergence=settings.divergence,
         lad_ratio=settings.lad_ratio, max_steps=steps, num_iterations=settings.epochs,
         learning_rate=settings.lr or (1e-3 if tiny else 1e-6),
@@ -132,14 +133,14 @@ def main(argv=None) -> list[dict]:
     task = SumTask()
     tokenizer = char_tokenizer(task) if settings.model is None else hub_tokenizer(settings.model)
     runs = []
-    for seed in settings.seed:
+    for seed in settings.seeds:
         start = settings.model or tiny_sft_model(task, tokenizer, seed, settings.sft_steps)
         for method in settings.methods:
             trainer = build_trainer(settings, task, tokenizer, copy.deepcopy(start), seed, method)
             runs.append(train_and_evaluate(trainer, seed, method, settings.eval_samples))
     summary = summarise_seeds(runs, settings.methods)
     if settings.metrics_json:
-        recorded = dict(dataclasses.asdict(settings), run_dir=repository_path(settings.run_dir),
+        recorded = dict(dataclasses.asdict(settings), out_dir=repository_path(settings.out_dir),
                         metrics_json=repository_path(settings.metrics_json))
         metrics = {"settings": recorded, "machine": machine(), "summary": summary, "runs": runs}
         print(f"metrics written to {write_metrics_json(settings.metrics_json, metrics)}")

@@ -55,7 +55,7 @@ def summarise_seeds(runs: list[dict], methods) -> dict:
         gains = [r["heldout_reward_after"] - r["heldout_reward_before"] for r in mine]
         se = [math.hypot(r["heldout_se_before"], r["heldout_se_after"]) for r in mine]
         z = [g / s for g, s in zip(gains, se) if s > 0]  # s = 0 only if every reward was 0, or 1
-        mean_std = {"seeds": len(mine), "gain_over_two_se": sum(v > 2 for v in z),
+        mean_std = {"n_seeds": len(mine), "gain_over_two_se": sum(v > 2 for v in z),
                     "smallest_gain_in_se": min(z, default=None)}
         for name, values in [("before", [r["heldout_reward_before"] for r in mine]),
                              ("after", [r["heldout_reward_after"] for r in mine]),

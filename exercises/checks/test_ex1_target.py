@@ -149,7 +149,7 @@ def test_the_bandit_target_is_the_mixture_with_z_equal_to_one(ex1):
                  "the bandit's target, which should be the three-Gaussian mixture", atol=1e-6)
     assert_close(ex1.log_normaliser(pi_0, advantages, 0.25), 0.0,
                  "the bandit's log Z (Z = 1 by design)", atol=1e-5)
-    centred = bandit_task.bandit_advantages(pi_0, center=True)
+    centred = bandit_task.bandit_advantages(pi_0, centre=True)
     assert_close(ex1.target_policy(pi_0, centred, 0.25), bandit_task.mixture(),
                  "the target with centred advantages, which should still be the mixture",
                  atol=1e-6)

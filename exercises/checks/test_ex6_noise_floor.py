@@ -18,14 +18,14 @@ def ex6(exercise):
 
 
 def test_the_bandit_normaliser(ex6):
-    assert ex6.bandit_normaliser(center_advantages=False) == pytest.approx(1.0, abs=1e-5), \
+    assert ex6.bandit_normaliser(centre_advantages=False) == pytest.approx(1.0, abs=1e-5), \
         "the bandit's advantages are built so that Z = E_pi_0[exp(A/eta)] = 1 at eta = 0.25"
     pi_0 = bandit.uniform_policy().double()
-    centred = bandit.bandit_advantages(pi_0, center=True)
-    assert ex6.bandit_normaliser(center_advantages=True) == pytest.approx(
+    centred = bandit.bandit_advantages(pi_0, centre=True)
+    assert ex6.bandit_normaliser(centre_advantages=True) == pytest.approx(
         float((pi_0 * torch.exp(centred / 0.25)).sum()), rel=1e-5), \
         "Z with centred advantages (about 2.8)"
-    assert ex6.bandit_normaliser(center_advantages=True, eta=0.5) == pytest.approx(
+    assert ex6.bandit_normaliser(centre_advantages=True, eta=0.5) == pytest.approx(
         float((pi_0 * torch.exp(centred / 0.5)).sum()), rel=1e-5), \
         "Z with centred advantages at eta = 0.5"
 
@@ -51,7 +51,7 @@ def test_predictions(ex6):
         ("with Z = 1 the optimum is at x = 1, where f' = 0 for hd, jf and js; tv's f' jumps "
          "there from -1/2 to +1/2, so its weight is +-1/2 with the sign of the error: a push back, "
          "as quiet")
-    assert ex6.quietest_divergences(ex6.bandit_normaliser(center_advantages=True)) == ["kl"], \
+    assert ex6.quietest_divergences(ex6.bandit_normaliser(centre_advantages=True)) == ["kl"], \
         "with Z = 2.8, close to e, KL's f'(1/Z) = 1 - log Z is the one nearest 0"
     assert ex6.quietest_divergences(0.5) == ["js"], \
         "with Z = 0.5 (x = 2) JS's f' is the flattest above 1"
@@ -64,15 +64,15 @@ def test_predictions(ex6):
             f"{name}'s f' is 0 at x = 1 (tv's jumps through 0 there), so Z = 1"
 
 
-@pytest.mark.parametrize("center_advantages", [False, True])
-def test_the_measured_floors_confirm_the_prediction(ex6, center_advantages):
-    floors = ex6.measure_noise_floors(center_advantages)
+@pytest.mark.parametrize("centre_advantages", [False, True])
+def test_the_measured_floors_confirm_the_prediction(ex6, centre_advantages):
+    floors = ex6.measure_noise_floors(centre_advantages)
     assert sorted(floors) == sorted(NAMES), (f"expected one floor per divergence {NAMES}, got "
                                              f"{sorted(floors)}")
     assert all(0 < value < 1 for value in floors.values()), f"a TV lies between 0 and 1: {floors}"
     # Rounded: the bandit's float32 advantages give Z = 1 only to about 1e-8, and TV's f' jumps at
     # 1.
-    quiet = ex6.quietest_divergences(round(ex6.bandit_normaliser(center_advantages), 6))
+    quiet = ex6.quietest_divergences(round(ex6.bandit_normaliser(centre_advantages), 6))
     loud = [name for name in NAMES if name not in quiet]
     table = ", ".join(f"{name} {value:.4f}" for name, value in floors.items())
     assert max(floors[n] for n in quiet) < min(floors[n] for n in loud) / 2.5, \

@@ -1,4 +1,4 @@
-"""reasoning/references.py: the two references that take no sample, distillation of pi* and the
+"""reasoning/sample_free.py: the two references that take no sample, distillation of pi* and the
 exact gradient of the trust-region objective."""
 import math
 
@@ -7,7 +7,7 @@ import torch
 
 from reasoning.arithmetic import SumTask
 from reasoning.evaluation import answer_target, large_group_advantages
-from reasoning.references import outcome_logprobs, reference_iteration, reference_loss
+from reasoning.sample_free import outcome_logprobs, sample_free_iteration, sample_free_loss
 from reasoning.rollout import sample_rollout
 from tiny_lm import GPT, GPTConfig
 
@@ -52,13 +52,13 @@ def test_the_exact_reference_follows_the_gradient_of_the_trust_region_objective(
     logits = torch.randn(len(A), dtype=torch.float64, generator=torch.Generator().manual_seed(1),
                          requires_grad=True)
     (grad_exact,) = torch.autograd.grad(
-        reference_loss("exact", [torch.log_softmax(logits, 0)], [target]), logits)
+        sample_free_loss("exact", [torch.log_softmax(logits, 0)], [target]), logits)
     pi = torch.softmax(logits, 0)
     objective = (pi * A).sum() - eta * (pi * (pi.log() - pi_sft.log())).sum()
     (grad_objective,) = torch.autograd.grad(objective, logits)
     assert torch.allclose(grad_exact, -grad_objective / eta, atol=1e-12)
     (grad_distil,) = torch.autograd.grad(
-        reference_loss("distil", [torch.log_softmax(logits, 0)], [target]), logits)
+        sample_free_loss("distil", [torch.log_softmax(logits, 0)], [target]), logits)
     assert not torch.allclose(grad_distil, grad_exact, atol=1e-3)
 
 
@@ -74,7 +74,7 @@ def test_each_reference_is_minimised_at_pi_star(method):
 
     def closure():
         optimizer.zero_grad()
-        loss = reference_loss(method, [torch.log_softmax(logits, 0)], [target])
+        loss = sample_free_loss(method, [torch.log_softmax(logits, 0)], [target])
         loss.backward()
         return loss
 
@@ -91,15 +91,15 @@ def test_a_reference_step_draws_the_prompts_a_rollout_draws():
     gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     rollout = sample_rollout(model, TASK, 4, 2, gen_a, torch.Generator().manual_seed(6))
     index = {n: i for i, n in enumerate(TASK.train_n)}
-    expected = reference_loss("distil", outcome_logprobs(model, TASK, rollout["ns"]),
+    expected = sample_free_loss("distil", outcome_logprobs(model, TASK, rollout["ns"]),
                               [targets[index[n]] for n in rollout["ns"]])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.parameters()]
-    stats = reference_iteration("distil", model, optimizer, TASK, 4, gen_b, targets)
+    stats = sample_free_iteration("distil", model, optimizer, TASK, 4, gen_b, targets)
     assert stats["loss"] == pytest.approx(float(expected), rel=1e-12)  # the rollout's prompts
     assert torch.equal(gen_a.get_state(), gen_b.get_state())  # and no draw more
     assert 0 < stats["p_correct"] < 1 and math.isfinite(stats["loss"])
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="method"):
-        reference_loss("grpo", [], [])
+        sample_free_loss("grpo", [], [])
     assert rollout["ns"]  # the rollout ran
