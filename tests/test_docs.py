@@ -417,7 +417,7 @@ HEADLINE_RUNS = [
     ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation yardstick (`pi*` handed over)"),
     ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
-    ("reasoning_long_rkl_sft-sampled_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
+    ("reasoning_long_rkl_sft-sampled_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
 ]
 ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
@@ -467,6 +467,8 @@ DPG_LONG_RUNS = [
     ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4"),
     ("reasoning_long_rkl_sft_3000.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 2e-4"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
+    ("reasoning_long_rkl_sft-sampled_3000_lr1e-3.json", "lad-fixed",
+     "`lad-fixed`, f = rkl, lr 1e-3"),
     ("reasoning_long_grpo-kl_sft_3000.json", "grpo-kl", "`grpo-kl`, lr 2e-4"),
     ("reasoning_long_lad-kl_sft_3000.json", "lad-kl", "`lad-kl`, lr 2e-4"),
 ]
