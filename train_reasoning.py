@@ -80,6 +80,9 @@ class Settings:
                                "optimiser step each", low=1)
     epochs: int = setting(1, "passes over each rollout", low=1)
     lr: float = setting(2e-4, "RL Adam learning rate (every method)", above=0)
+    adam_beta2: float = setting(0.999, "RL Adam's beta2, the decay of its second-moment estimate "
+                                "(torch's default; LLM pre-training often uses 0.95)", above=0,
+                                below=1)
     advantage_source: str = setting("group", "where A comes from. group: the rewards normalised "
                                     "within each sampled group; sft: the SFT policy's (A+, A-) of "
                                     "the prompt, the A of pi*; sft-normalised: those minus eta log "
@@ -206,7 +209,8 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
         fixed_advantages = sft_advantages(sft_model, task, settings.eta, success=success,
                                           normalised=settings.advantage_source == "sft-normalised")
     policy, sampler, pi_ref = rl_models(method, sft_path, settings.device)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr,
+                                 betas=(0.9, settings.adam_beta2))
     log_z = None
     if method == "flowrl":
         # FlowRL's log Z(x): one learned number per training prompt (the authors use a head on

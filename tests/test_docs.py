@@ -737,7 +737,7 @@ def metrics_commands() -> list[tuple[str, str]]:
 
 
 # Settings added after some committed files were written, with the default those files ran with.
-ADDED_LATER = {"dpg_same_a_groups": "keep"}
+ADDED_LATER = {"dpg_same_a_groups": "keep", "adam_beta2": 0.999}
 
 
 @pytest.mark.parametrize("name,command", metrics_commands(), ids=[n for n, _ in metrics_commands()])

@@ -164,6 +164,27 @@ def run_recording(monkeypatch, method: str, sft_path, **overrides) -> list:
     return calls
 
 
+@pytest.mark.parametrize("method", ["grpo", "distil"])
+def test_adam_beta2_reaches_the_optimiser_of_every_method(method, sft_path, monkeypatch):
+    """--adam-beta2 sets the RL optimiser's second-moment decay, for the sampled methods and the
+    sample-free ones alike; left out, it is torch's 0.999 that the committed runs used. A flag
+    parsed but not passed on would leave every run at 0.999 under a file that says otherwise."""
+    made = []
+
+    class Recording(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+            made.append(kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    for beta2 in (None, 0.95):
+        made.clear()
+        run_recording(monkeypatch, method, sft_path, iterations=1,
+                      **({} if beta2 is None else {"adam_beta2": beta2}))
+        assert [kwargs["betas"] for kwargs in made] == [(0.9, beta2 or 0.999)]
+        assert made[0]["lr"] == small_settings().lr
+
+
 @pytest.mark.parametrize("kind", ["group", "sft", "sft-normalised"])
 def test_the_advantage_source_decides_what_the_loss_receives(kind, sft_path, monkeypatch):
     """--advantage-source sft-normalised must reach the loss as the SFT policy's (A+, A-) shifted so
