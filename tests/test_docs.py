@@ -417,7 +417,8 @@ HEADLINE_RUNS = [
     ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation yardstick (`pi*` handed over)"),
     ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
-    ("reasoning_long_rkl_sft-sampled_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
+    ("reasoning_long_rkl_sft-sampled_3000_lr1e-3.json", "lad-fixed",
+     "`lad-fixed`, f = rkl, lr 1e-3"),
 ]
 ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
