@@ -208,7 +208,7 @@ COMMITTED = {
     "lad_trl_metrics.json": "python -m trl_demo --seeds 0 1 2 3 4 --methods lad grpo "
                             "--metrics-json plots/lad_trl_metrics.json",
     "lad_trl_metrics_no_avx.json": "ATEN_CPU_CAPABILITY=default python -m trl_demo "
-                                   "--seed 0 1 2 3 4 --methods lad grpo "
+                                   "--seeds 0 1 2 3 4 --methods lad grpo "
                                    "--metrics-json plots/lad_trl_metrics_no_avx.json",
 }
 
