@@ -510,6 +510,37 @@ def from_samples_rows(runs: list) -> list[str]:
     return rows
 
 
+# docs/gpt_dpg.md, the falls: the long runs with and without samples, at each Adam beta2.
+# (file, method, the row's label, what samples the run learns from)
+FALL_RUNS = [
+    ("reasoning_distil_3000_lr3e-4.json", "distil", "`distil`, lr 3e-4", "none"),
+    ("reasoning_distil_3000_lr1e-3.json", "distil", "`distil`, lr 1e-3", "none"),
+    ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3",
+     "`pi_sft` (frozen)"),
+    ("reasoning_long_rkl_sft_3000_lr1e-3_beta2-0.95.json", "lad-fixed",
+     "`lad-fixed`, f = rkl, lr 1e-3", "`pi_sft` (frozen)"),
+    ("reasoning_dpg_3000.json", "dpg", "`dpg`, lr 2e-4", "the policy"),
+    ("reasoning_dpg_3000_beta2-0.95.json", "dpg", "`dpg`, lr 2e-4", "the policy"),
+]
+
+
+def falls_rows() -> list[str]:
+    """Each run's Adam beta2 (0.999 where the file predates the flag), the largest fall in
+    P(correct) of each seed, and where the run ends."""
+    rows = []
+    for name, method, label, samples in FALL_RUNS:
+        metrics = load(name)
+        seeds = metrics["settings"]["seeds"]
+        r = metrics[method]
+        falls = ", ".join(f"{x:.2f}" for x in r["per_seed"]["largest_accuracy_drop"])
+        cells = [label, samples, f"{metrics['settings'].get('adam_beta2', 0.999):g}",
+                 ", ".join(map(str, seeds)), falls,
+                 one_or_more(r, "exact_accuracy", 3, len(seeds)),
+                 one_or_more(r, "tv_to_target", 3, len(seeds))]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def gpt_divergence_rows() -> list[str]:
     rows = []
     for name, label in DIVERGENCE_RUNS:
@@ -606,6 +637,7 @@ TABLES = [
      lambda: from_samples_rows(GRID_RUNS)),
     ("docs/gpt_dpg.md", "### 3000 iterations", [n for n, _, _ in DPG_LONG_RUNS],
      lambda: from_samples_rows(DPG_LONG_RUNS)),
+    ("docs/gpt_dpg.md", "### The falls", [n for n, _, _, _ in FALL_RUNS], falls_rows),
     ("docs/gpt_dpg.md", "Groups whose completions share one A", [n for n, _, _ in DPG_SAME_A_RUNS],
      lambda: from_samples_rows(DPG_SAME_A_RUNS)),
     ("docs/gpt_dpg.md", "The estimated success rate", [n for n, _, _ in DPG_SAMPLED_RUNS],
