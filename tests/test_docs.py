@@ -415,10 +415,9 @@ SAMPLE_FREE_RUNS = ["reasoning_sample_free.json", "reasoning_sample_free_lr2e-4.
 # with the oracle advantage cannot be shown as one that learns from samples.
 HEADLINE_RUNS = [
     ("reasoning_distil_3000_lr3e-4.json", "distil", "distillation yardstick (`pi*` handed over)"),
-    ("reasoning_dpg_3000.json", "dpg", "`dpg`"),
+    ("reasoning_dpg_3000.json", "dpg", "`dpg`, G = 8"),
+    ("reasoning_dpg_3000_group16.json", "dpg", "`dpg`, G = 16"),
     ("reasoning_long_rkl_sft_3000_lr1e-3.json", "lad-fixed", "`lad-fixed`, f = rkl, lr 1e-3"),
-    ("reasoning_long_rkl_sft-sampled_3000_lr1e-3.json", "lad-fixed",
-     "`lad-fixed`, f = rkl, lr 1e-3"),
 ]
 ADVANTAGE_LABELS = {"sft": "`sft`: oracle", "sft-normalised": "`sft-normalised`: oracle",
                     "sft-sampled": "`sft-sampled`: samples", "group": "`group`: samples"}
@@ -472,6 +471,10 @@ DPG_LONG_RUNS = [
      "`lad-fixed`, f = rkl, lr 1e-3"),
     ("reasoning_long_grpo-kl_sft_3000.json", "grpo-kl", "`grpo-kl`, lr 2e-4"),
     ("reasoning_long_lad-kl_sft_3000.json", "lad-kl", "`lad-kl`, lr 2e-4"),
+]
+DPG_GROUP_RUNS = [
+    ("reasoning_dpg_3000.json", "dpg", "`dpg`, G = 8, lr 2e-4"),
+    ("reasoning_dpg_3000_group16.json", "dpg", "`dpg`, G = 16, lr 2e-4"),
 ]
 DPG_SAMPLED_RUNS = [
     ("reasoning_dpg_sft-sampled.json", "dpg", "`dpg`, lr 2e-4"),
@@ -638,6 +641,8 @@ TABLES = [
     ("docs/gpt_dpg.md", "### 3000 iterations", [n for n, _, _ in DPG_LONG_RUNS],
      lambda: from_samples_rows(DPG_LONG_RUNS)),
     ("docs/gpt_dpg.md", "### The falls", [n for n, _, _, _ in FALL_RUNS], falls_rows),
+    ("docs/gpt_dpg.md", "### A larger group", [n for n, _, _ in DPG_GROUP_RUNS],
+     lambda: from_samples_rows(DPG_GROUP_RUNS)),
     ("docs/gpt_dpg.md", "Groups whose completions share one A", [n for n, _, _ in DPG_SAME_A_RUNS],
      lambda: from_samples_rows(DPG_SAME_A_RUNS)),
     ("docs/gpt_dpg.md", "The estimated success rate", [n for n, _, _ in DPG_SAMPLED_RUNS],
