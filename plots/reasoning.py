@@ -124,7 +124,7 @@ def draw_training(histories: list, levels, frontiers: dict, path) -> Path:
 
 
 # The settings that can tell one long run from another, in the order a label names them.
-STUDY_SETTINGS = {"advantages": "A {}", "divergence": "f = {}", "lad_ratio": "{} ratio",
+STUDY_SETTINGS = {"advantage_source": "A {}", "divergence": "f = {}", "lad_ratio": "{} ratio",
                   "kl_estimator": "{}", "lr": "lr {:g}", "group_size": "G {}",
                   "prompts_per_iteration": "{} prompts", "minibatches": "M {}"}
 

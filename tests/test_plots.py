@@ -278,7 +278,7 @@ def test_the_figure_is_written_and_a_bad_path_is_refused_before_drawing(tmp_path
 
 def _long_study(advantages, seeds, methods=("grpo-kl", "lad-kl")):
     """A metrics dict shaped like train_reasoning.py's, with two evaluations per run."""
-    settings = {"advantages": advantages, "divergence": "js", "lad_ratio": "sequence",
+    settings = {"advantage_source": advantages, "divergence": "js", "lad_ratio": "sequence",
                 "kl_estimator": "k2", "lr": 2e-4,
                 "group_size": 8, "prompts_per_iteration": 32, "minibatches": 1}
     run = lambda tv: {"evals": [{"iteration": 0, "tv_to_target": 0.7, "tv_shape": 0.0,
@@ -335,8 +335,28 @@ def test_long_runs_that_differ_only_in_an_unnamed_setting_are_both_drawn(monkeyp
     plt.close(figures[0])
 
 
+def test_the_committed_long_run_figure_is_drawn_from_the_committed_files(monkeypatch):
+    """The files behind plots/reasoning_long_runs.png, as the figure's command names them, are read
+    by the code that draws it: a settings key renamed in the committed files but not in
+    STUDY_SETTINGS (or the reverse) raises here, where the synthetic studies above would not see it.
+    The labels name what differs between the files: the source of A and dpg's own run."""
+    figures = []
+    monkeypatch.setattr(plots.reasoning, "save_figure",
+                        lambda fig, path, rect=None: figures.append(fig))
+    names = ["reasoning_long_sft.json", "reasoning_long_sft-normalised.json",
+             "reasoning_long_rkl_sft.json", "reasoning_dpg_lr2e-4.json",
+             "reasoning_sample_free.json"]
+    studies = [json.loads((REPOSITORY / "plots" / name).read_text()) for name in names]
+    plots.reasoning.draw_long_runs(studies, "unused.png")
+    labels = {line.get_label() for line in figures[0].axes[0].get_lines()
+              if not line.get_label().startswith("_")}
+    assert {"grpo-kl, A sft, f = js, lr 0.0002, 32 prompts",
+            "dpg, A group, lr 0.0002, 32 prompts", "distil, lr 0.001"} <= labels, labels
+    plt.close(figures[0])
+
+
 def test_the_long_run_figure_draws_the_distillation_floor_at_its_mean_end(monkeypatch):
-    """The capacity floor is the distillation yardstick's last held-out TV (and shape TV), mean
+    """The floor drawn is the distillation yardstick's last held-out TV (and shape TV), mean
     over its seeds, in the panels of those two metrics only. A floor taken from the first
     evaluation, from one seed or from another method would sit elsewhere."""
     figures = []
