@@ -235,8 +235,8 @@ def train_rl(method: str, task: SumTask, settings: Settings, seed: int, sft_path
         start = time.perf_counter()  # time sampling and updates, not the evaluation
         if method in SAMPLE_FREE:  # no rollout: an exact step (reasoning/sample_free.py)
             stats = [sample_free_iteration(method, policy, optimizer, task,
-                                         settings.prompts_per_iteration, streams.prompt_gen,
-                                         train_targets)]
+                                           settings.prompts_per_iteration, streams.prompt_gen,
+                                           train_targets)]
             reward = stats[0]["p_correct"]  # the exact P(correct) of the step's prompts
         else:
             rollout, stats = rl_iteration(method, policy, sampler, pi_ref, optimizer, task,

@@ -8,7 +8,7 @@ group-normalised advantages A_hat; this file turns them into each baseline's per
     Baseline(method, settings, clip_eps)   one baseline: its per-sample loss (.loss), what it
                                            trains beside the logits (.parameters: FlowRL's log Z),
                                            what a metrics file reports of it (.metrics: FlowRL's
-                                           reward_scale and log Z); Clip-Cov's generator for the
+                                           reward scale and log Z); Clip-Cov's generator for the
                                            samples it holds back
     flowrl_reward_scale(settings)          the reward scale that makes pi* FlowRL's fixed point
 
@@ -43,7 +43,7 @@ BASELINES = ("flowrl", "entadv", "clip-cov", "kl-cov")
 
 
 def flowrl_reward_scale(settings) -> float:
-    """FlowRL's reward_scale such that pi* is its fixed point: 1/eta on the raw A; on A normalised
+    """FlowRL's reward scale such that pi* is its fixed point: 1/eta on the raw A; on A normalised
     by the group's std, std_{pi*}(A) / eta (the std the group has once the policy is at pi*)."""
     if settings.flowrl_reward == "raw":
         return 1 / settings.eta
@@ -94,7 +94,7 @@ class Baseline:
 
     def metrics(self, pi: torch.Tensor, target: torch.Tensor) -> dict:
         """What a metrics file reports of this baseline at the end of training, at the policy pi:
-        FlowRL's reward_scale, its learned log Z, the true one for pi, and the true one at pi*
+        FlowRL's reward scale, its learned log Z, the true one for pi, and the true one at pi*
         (target)."""
         if self.method != "flowrl":
             return {}

@@ -119,7 +119,8 @@ def flowrl_loss(
             a gradient: the loss trains it together with the policy.
         rewards: r_hat, the group-normalised reward of each completion, [batch]. Treated as a
         constant.
-        reward_scale: the reward's inverse temperature, > 0 (their math recipe: 15).
+        reward_scale: the reward's inverse temperature, > 0: the FlowRL paper's beta (their math
+            recipe: 15; in this repository beta names only a KL coefficient).
         mask: optional, the shape of logp at the token level; True where a token counts.
         max_weight: w is truncated at this value (>= 1, finite), as the authors' current code does.
         reduction: "mean" over completions, "sum", or "none" ([batch]).

@@ -21,8 +21,8 @@ and the paper's other baselines (`--methods flowrl entadv clip-cov kl-cov`; each
 lesson, in baselines/):
 
     method     loss on the batch                                    pi_old       anchor
-    flowrl     trajectory balance to pi_sft exp(s r_hat), s the     the policy   pi_ref = pi_sft
-               reward scale, with a learned log Z per prompt (flowrl_loss)
+    flowrl     trajectory balance to pi_sft exp(s r_hat)            the policy   pi_ref = pi_sft
+               (s: --flowrl-reward-scale), a learned log Z per prompt (flowrl_loss)
     entadv     grpo on A + min(alpha H_t, |A|/kappa)                the policy   none
     clip-cov   grpo without a few random high-Cov tokens            the policy   none
     kl-cov     unclipped grpo + |log ratio| on top-Cov tokens       the policy   none
@@ -37,10 +37,11 @@ What each method converges to, in its sampling regime
 ------------------------------------------------------
 Where the update heads when the batch is replaced by its exact expectation and A is held fixed
 (--advantage-source sft or sft-normalised; with --advantage-source group A moves with the policy,
-and so does the point). w(A) = -f'(exp(-A/eta)) is LAD's weight at ratio 1, for JS (softplus(A/eta)
-- log 2)/2; beta is --kl-coef (default: eta); Z normalises. Each row is checked by the tests named
-under it, in tests/test_fixed_points.py: they iterate the update with this file's method_loss (the
-bandit's rows: bandit.step_loss) on an enumerable policy and compare where it ends in TV.
+and so does the point). w(A) = -f'(exp(-A/eta)) is LAD's weight at ratio 1, for JS
+(softplus(A/eta) - log 2)/2; beta is --kl-coef (default: eta); Z normalises. Each row is checked by
+the tests named under it, in tests/test_fixed_points.py: they iterate the update with this file's
+method_loss (the bandit's rows: bandit.step_loss) on an enumerable policy and compare where it ends
+in TV.
 
     method         pi_old          ratio, gradient       fixed point
     grpo           the policy      1 (token ratio)       all the mass on the largest A (under a

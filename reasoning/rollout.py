@@ -74,9 +74,8 @@ def sample_rollout(sampler, task: SumTask, n_prompts: int, group_size: int,
     return rollout
 
 
-# --advantage-source sft-sampled: completions of each training prompt drawn from the SFT policy,
-# once, before RL, from which its success rate is estimated (the exact one is an oracle a method
-# lacks).
+# --advantage-source sft-sampled: completions of each training prompt drawn once from the SFT
+# policy, before RL, to estimate its success rate (the exact rate is an oracle a method lacks).
 SFT_SUCCESS_SAMPLES = 64
 
 

@@ -67,7 +67,7 @@ def sample_free_loss(method: str, logps: list[torch.Tensor], targets: list[torch
 
 
 def sample_free_iteration(method: str, policy, optimizer, task: SumTask, n_prompts: int,
-                        prompt_gen: torch.Generator, train_targets: list[torch.Tensor]) -> dict:
+                          prompt_gen: torch.Generator, train_targets: list[torch.Tensor]) -> dict:
     """One Adam step of a sample-free method on n_prompts training prompts drawn with replacement
     from `prompt_gen`, as a rollout draws them. train_targets: pi* of every training prompt, in
     task.train_n's order. Returns the step's loss and the exact P(correct) of its prompts."""
